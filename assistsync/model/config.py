@@ -7,6 +7,7 @@ file is re-uploaded while content is what the user manages.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -14,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 TAG_KEY = "assistsync_key"
 """Metadata key assistsync sets on every assistant it creates: the manifest key it belongs to."""
+
+UNKNOWN_FILE_PREFIX = "id:"
+"""Marks a live attachment whose content assistsync does not know (attached by someone else)."""
+
+DIGEST_PREFIX = "sha256:"
+"""Prefix of an instructions digest as recorded in the lock (see ``AssistantConfig.digest``)."""
 
 CONFIG_FIELDS = ("name", "model", "description", "instructions", "tools", "files", "metadata")
 
@@ -61,9 +68,17 @@ class AssistantConfig(BaseModel):
             }
         )
 
-    def field_value(self, field: str) -> Any:
-        """The comparable value of one field (JSON-able)."""
-        return self.model_dump(mode="json")[field]
+    def digest(self) -> AssistantConfig:
+        """The form the lock records: normalised, instructions replaced by their sha256.
+
+        Instructions can be hundreds of kilobytes; the lock only needs to know whether they
+        changed outside assistsync, and a committed lock should not repeat every prompt.
+        """
+        norm = self.normalized()
+        if norm.instructions is None or norm.instructions.startswith(DIGEST_PREFIX):
+            return norm
+        digest = hashlib.sha256(norm.instructions.encode()).hexdigest()
+        return norm.model_copy(update={"instructions": DIGEST_PREFIX + digest})
 
     def differing_fields(self, other: AssistantConfig) -> tuple[str, ...]:
         """Fields whose comparable values differ, in ``CONFIG_FIELDS`` order.

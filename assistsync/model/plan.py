@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from assistsync.model.config import AssistantConfig
 
@@ -103,6 +103,10 @@ class Plan(BaseModel):
     live_fingerprint: str = ""
     lock_lineage: str = ""
     lock_serial: int = 0
+    file_names: dict[str, str] = Field(default_factory=dict)
+    """Display name (project-relative path) of each content hash the plan mentions."""
+    forget_assistants: tuple[str, ...] = ()
+    """Lock keys whose assistant is gone and not desired: dropped from the lock on apply."""
 
     @property
     def counts(self) -> dict[str, int]:

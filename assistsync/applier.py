@@ -1,0 +1,455 @@
+"""Plan -> API calls -> lock updates. Never diffs, never prints.
+
+Apply carries out a ``Plan`` in four phases, each running its independent calls concurrently on
+a bounded pool: uploads, assistant creates/updates/imports, assistant deletes, file deletes. A
+failed call does not stop independent work; what depends on it is skipped and reported.
+
+Crash safety: the lock is written after every successful remote change (coalesced, so that a
+write always follows the change it records but concurrent changes share one write). Creates are
+never blindly re-sent: when a create's response is lost, the assistant is looked up by its
+``assistsync_key`` tag (files: by name, size and content hash) before it is sent again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from assistsync.api import ApiClient, ResponseLostError
+from assistsync.errors import ApiError
+from assistsync.model import (
+    AssistantChange,
+    AssistantConfig,
+    Desired,
+    FileChange,
+    LiveAssistant,
+    Lock,
+    LockedAssistant,
+    LockedFile,
+    Plan,
+    wire_metadata,
+)
+
+T = TypeVar("T")
+DEFAULT_CONCURRENCY = 8
+RECONCILE_ROUNDS = 3
+"""How many times a create whose response was lost is looked up and, if absent, sent again."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One change that did not happen: its address and why (the API's message, request id)."""
+
+    address: str
+    message: str
+
+
+@dataclass
+class ApplyResult:
+    """What an apply did: counts of successful changes, failures, and the final lock."""
+
+    lock: Lock
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"import": 0, "add": 0, "change": 0, "destroy": 0}
+    )
+    failures: list[Failure] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Terraform's after-apply line, word for word."""
+        c = self.counts
+        imports = f"{c['import']} imported, " if c["import"] else ""
+        return (
+            f"Apply complete! Resources: {imports}{c['add']} added, {c['change']} changed, "
+            f"{c['destroy']} destroyed."
+        )
+
+
+class LockRecorder:
+    """The current lock, persisted by ``save`` after every change.
+
+    Writes are combined: the thread that records a change writes the lock unless another thread
+    is already writing, in which case that writer loops and picks the change up. So every change
+    is followed by a write that contains it, and 1,000 concurrent changes do not cost 1,000
+    serialisations of a growing lock.
+    """
+
+    def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
+        self._lock = lock
+        self._save = save
+        self._state = threading.Lock()
+        self._writing = threading.Lock()
+        self._dirty = False
+        self._written_serial = lock.serial
+
+    @property
+    def lock(self) -> Lock:
+        """The lock as it stands (including changes not yet written)."""
+        with self._state:
+            return self._lock
+
+    def update(self, change: Callable[[Lock], Lock]) -> None:
+        """Apply ``change`` to the lock and make sure it gets written."""
+        with self._state:
+            self._lock = change(self._lock)
+            self._dirty = True
+        self._flush(block=False)
+
+    def flush(self) -> None:
+        """Write any change not yet written (waits for a write in progress)."""
+        self._flush(block=True)
+
+    def _flush(self, *, block: bool) -> None:
+        if not self._writing.acquire(blocking=block):
+            return
+        try:
+            while True:
+                with self._state:
+                    if not self._dirty:
+                        return
+                    self._dirty = False
+                    self._written_serial += 1
+                    self._lock = self._lock.model_copy(update={"serial": self._written_serial})
+                    snapshot = self._lock
+                self._save(snapshot)
+        finally:
+            self._writing.release()
+
+
+def _create_body(key: str, config: AssistantConfig, file_ids: list[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": config.model}
+    for name in ("name", "description", "instructions"):
+        value = getattr(config, name)
+        if value is not None:
+            body[name] = value
+    body["tools"] = [dict(t) for t in config.tools]
+    body["file_ids"] = file_ids
+    body["metadata"] = wire_metadata(config.metadata, key)
+    return body
+
+
+def _update_body(
+    key: str, change: AssistantChange, config: AssistantConfig, file_ids: list[str]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for name in change.changed:
+        if name == "files":
+            body["file_ids"] = file_ids
+        elif name == "metadata":
+            body["metadata"] = wire_metadata(config.metadata, key)
+        elif name == "tools":
+            body["tools"] = [dict(t) for t in config.tools]
+        else:
+            body[name] = getattr(config, name)
+    return body
+
+
+class Applier:
+    """Carries out one plan. Construct, call ``run()`` once.
+
+    ``save`` persists the lock (the CLI passes an atomic writer); ``progress`` is called with
+    ``(done, total, address)`` after each call finishes, from worker threads.
+    """
+
+    def __init__(
+        self,
+        client: ApiClient,
+        plan: Plan,
+        desired: Desired,
+        lock: Lock,
+        root: Path,
+        *,
+        save: Callable[[Lock], None],
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.desired = desired
+        self.root = root
+        self.recorder = LockRecorder(lock, save)
+        self.concurrency = max(1, concurrency)
+        self.progress = progress
+        self.result = ApplyResult(lock=lock)
+        self._mutex = threading.Lock()
+        self._done = 0
+        self._total = sum(1 for a in plan.assistants if a.action != "no-op" or a.import_id) + len(
+            plan.files
+        )
+        self._id_by_sha: dict[str, str] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    # --- bookkeeping -------------------------------------------------------------------
+    def _tick(self, address: str) -> None:
+        with self._mutex:
+            self._done += 1
+            done = self._done
+        if self.progress is not None:
+            self.progress(done, self._total, address)
+
+    def _count(self, kind: str) -> None:
+        with self._mutex:
+            self.result.counts[kind] += 1
+
+    def _fail(self, address: str, message: str) -> None:
+        with self._mutex:
+            self.result.failures.append(Failure(address, message))
+
+    def _run_all(self, fn: Callable[[T], None], items: Iterable[T]) -> None:
+        """Run ``fn`` on every item on the pool and wait for all of them."""
+        assert self._pool is not None
+        futures: list[Future[None]] = [self._pool.submit(fn, item) for item in items]
+        wait(futures)
+        for f in futures:
+            f.result()  # re-raise bugs; API errors were already turned into failures
+
+    # --- files -----------------------------------------------------------------------------
+    def _record_upload(self, sha: str, size: int, file_id: str) -> None:
+        with self._mutex:
+            self._id_by_sha[sha] = file_id
+        paths = [p for p, f in self.desired.files.items() if f.sha256 == sha]
+
+        def change(lock: Lock) -> Lock:
+            files = dict(lock.files)
+            for p in paths:
+                files[p] = LockedFile(id=file_id, sha256=sha, size=size)
+            return lock.model_copy(update={"files": files})
+
+        self.recorder.update(change)
+
+    def _upload(self, fc: FileChange, lost: list[FileChange]) -> None:
+        if fc.adopt_id:
+            self._record_upload(fc.sha256, fc.size, fc.adopt_id)
+            self._count("import")
+            self._tick(fc.address)
+            return
+        try:
+            uploaded = self.client.upload_file(self.root / fc.path, filename=Path(fc.path).name)
+        except ResponseLostError:
+            with self._mutex:
+                lost.append(fc)
+            return
+        except ApiError as exc:
+            self._fail(fc.address, str(exc))
+            self._tick(fc.address)
+            return
+        except OSError as exc:
+            self._fail(fc.address, f"cannot read {fc.path}: {exc.strerror}")
+            self._tick(fc.address)
+            return
+        self._record_upload(fc.sha256, fc.size, uploaded.id)
+        self._count("add")
+        self._tick(fc.address)
+
+    def _find_lost_uploads(self, lost: list[FileChange]) -> list[FileChange]:
+        """Adopt lost uploads that did reach the server; return those that did not."""
+        owned = self.recorder.lock.file_ids()
+        try:
+            live = self.client.list_files()
+        except ApiError as exc:
+            for fc in lost:
+                self._fail(fc.address, f"upload outcome unknown and files unlistable: {exc}")
+                self._tick(fc.address)
+            return []
+        missing: list[FileChange] = []
+        for fc in lost:
+            found = None
+            for f in live:
+                if f.id in owned or f.filename != Path(fc.path).name or f.bytes != fc.size:
+                    continue
+                try:
+                    if self.client.file_sha256(f.id) == fc.sha256:
+                        found = f.id
+                        break
+                except ApiError:
+                    continue
+            if found is None:
+                missing.append(fc)
+            else:
+                owned.add(found)
+                self._record_upload(fc.sha256, fc.size, found)
+                self._count("add")
+                self._tick(fc.address)
+        return missing
+
+    def _upload_phase(self) -> None:
+        pending = [f for f in self.plan.files if f.action == "create"]
+        for round_ in range(RECONCILE_ROUNDS + 1):
+            lost: list[FileChange] = []
+            self._run_all(partial(self._upload, lost=lost), pending)
+            if not lost:
+                return
+            pending = self._find_lost_uploads(lost)
+            if round_ == RECONCILE_ROUNDS:
+                for fc in pending:
+                    self._fail(fc.address, "the server kept dropping the upload's response")
+                    self._tick(fc.address)
+
+    # --- assistants --------------------------------------------------------------------------
+    def _file_ids(self, config: AssistantConfig) -> list[str] | None:
+        with self._mutex:
+            ids = [self._id_by_sha.get(sha) for sha in config.files]
+        return None if any(i is None for i in ids) else [i for i in ids if i is not None]
+
+    def _record_assistant(self, key: str, assistant_id: str, applied: AssistantConfig) -> None:
+        entry = LockedAssistant(id=assistant_id, applied=applied.digest())
+        self.recorder.update(
+            lambda lock: lock.model_copy(update={"assistants": {**lock.assistants, key: entry}})
+        )
+
+    def _missing_files(self, config: AssistantConfig) -> str:
+        names = [self.plan.file_names.get(s, s) for s in config.files if s not in self._id_by_sha]
+        return ", ".join(sorted(names))
+
+    def _put(self, ac: AssistantChange, lost: list[AssistantChange]) -> None:
+        assert ac.after is not None
+        file_ids = self._file_ids(ac.after)
+        if file_ids is None:
+            self._fail(
+                ac.address,
+                f"skipped: its files were not uploaded ({self._missing_files(ac.after)})",
+            )
+            self._tick(ac.address)
+            return
+        try:
+            if ac.action == "create":
+                try:
+                    created = self.client.create_assistant(_create_body(ac.key, ac.after, file_ids))
+                except ResponseLostError:
+                    with self._mutex:
+                        lost.append(ac)
+                    return
+                self._record_assistant(ac.key, created.id, ac.after)
+                self._count("add")
+            else:
+                assert ac.id is not None
+                if ac.action == "update":
+                    body = _update_body(ac.key, ac, ac.after, file_ids)
+                    self.client.modify_assistant(ac.id, body)
+                    self._count("change")
+                self._record_assistant(ac.key, ac.id, ac.after)
+                if ac.import_id:
+                    self._count("import")
+        except ApiError as exc:
+            self._fail(ac.address, str(exc))
+        self._tick(ac.address)
+
+    def _find_lost_creates(self, lost: list[AssistantChange]) -> list[AssistantChange]:
+        """Adopt lost creates that did reach the server (by tag); return those that did not."""
+        owned = {e.id for e in self.recorder.lock.assistants.values()}
+        try:
+            live = self.client.list_assistants()
+        except ApiError as exc:
+            for ac in lost:
+                self._fail(ac.address, f"create outcome unknown and assistants unlistable: {exc}")
+                self._tick(ac.address)
+            return []
+        by_tag: dict[str, LiveAssistant] = {}
+        for a in sorted(live, key=lambda a: (a.created_at, a.id)):
+            if a.tag is not None and a.id not in owned:
+                by_tag.setdefault(a.tag, a)
+        missing: list[AssistantChange] = []
+        for ac in lost:
+            found = by_tag.get(ac.key)
+            if found is None:
+                missing.append(ac)
+                continue
+            assert ac.after is not None
+            self._record_assistant(ac.key, found.id, ac.after)
+            self._count("add")
+            self._tick(ac.address)
+        return missing
+
+    def _assistant_phase(self) -> None:
+        pending = [
+            a
+            for a in self.plan.assistants
+            if a.action in ("create", "update") or (a.action == "no-op" and a.import_id)
+        ]
+        for round_ in range(RECONCILE_ROUNDS + 1):
+            lost: list[AssistantChange] = []
+            self._run_all(partial(self._put, lost=lost), pending)
+            if not lost:
+                return
+            pending = self._find_lost_creates(lost)
+            if round_ == RECONCILE_ROUNDS:
+                for ac in pending:
+                    self._fail(ac.address, "the server kept dropping the create's response")
+                    self._tick(ac.address)
+
+    def _destroy(self, ac: AssistantChange) -> None:
+        assert ac.id is not None
+        try:
+            self.client.delete_assistant(ac.id)
+        except ApiError as exc:
+            self._fail(ac.address, str(exc))
+        else:
+            self.recorder.update(
+                lambda lock: lock.model_copy(
+                    update={"assistants": {k: v for k, v in lock.assistants.items() if k != ac.key}}
+                )
+            )
+            self._count("destroy")
+        self._tick(ac.address)
+
+    def _delete_file(self, fc: FileChange) -> None:
+        assert fc.id is not None
+        if self.result.failures:
+            # an assistant that should have let go of this file may still use it
+            self._fail(fc.address, "skipped: an earlier change failed and may still need it")
+            self._tick(fc.address)
+            return
+        try:
+            self.client.delete_file(fc.id)
+        except ApiError as exc:
+            self._fail(fc.address, str(exc))
+        else:
+            self.recorder.update(
+                lambda lock: lock.model_copy(
+                    update={"files": {p: f for p, f in lock.files.items() if f.id != fc.id}}
+                )
+            )
+            self._count("destroy")
+        self._tick(fc.address)
+
+    def _tidy_lock(self, lock: Lock) -> Lock:
+        """Drop lock entries the plan found gone, and file paths no manifest names any more
+        whose upload another desired path still shares (nothing to delete remotely)."""
+        desired_shas = {f.sha256 for f in self.desired.files.values()}
+        files = {
+            p: f
+            for p, f in lock.files.items()
+            if p in self.desired.files or f.sha256 not in desired_shas
+        }
+        assistants = {
+            k: v for k, v in lock.assistants.items() if k not in self.plan.forget_assistants
+        }
+        return lock.model_copy(update={"files": files, "assistants": assistants})
+
+    # --- the run -------------------------------------------------------------------------------
+    def run(self) -> ApplyResult:
+        """Carry out the plan; returns counts, failures and the final lock.
+
+        On KeyboardInterrupt, calls not yet started are cancelled, calls in flight finish and
+        are recorded, the lock is written, and the interrupt propagates.
+        """
+        lock = self.recorder.lock
+        self._id_by_sha = lock.id_by_sha()
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
+        try:
+            self._upload_phase()
+            self._assistant_phase()
+            self._run_all(self._destroy, [a for a in self.plan.assistants if a.action == "delete"])
+            self._run_all(self._delete_file, [f for f in self.plan.files if f.action == "delete"])
+            tidy = self._tidy_lock(self.recorder.lock)
+            if tidy != self.recorder.lock:
+                self.recorder.update(self._tidy_lock)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self.recorder.flush()
+        self.result.lock = self.recorder.lock
+        return self.result

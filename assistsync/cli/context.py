@@ -1,0 +1,80 @@
+"""Global settings and the API endpoint: the sandbox server or the configured one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from assistsync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from assistsync.api import ApiClient
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+SANDBOX_KEY = "sk-sandbox"
+"""The key sent to the embedded sandbox server, which accepts any bearer token."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global options, as given before the command."""
+
+    root: Path
+    sandbox: bool = False
+    no_color: bool = False
+    debug: bool = False
+
+    @property
+    def state_dir(self) -> Path:
+        """``DIR/.assistsync``: sandbox state and run-time files, never committed."""
+        return self.root / ".assistsync"
+
+
+@contextmanager
+def open_client(settings: Settings) -> Iterator[ApiClient]:
+    """An API client for this run: the embedded sandbox server, or ``OPENAI_BASE_URL``.
+
+    The sandbox server runs in-process on a free loopback port with its SQLite database in
+    ``DIR/.assistsync/sandbox.db``, so state persists between commands.
+    """
+    from assistsync.api import ApiClient
+
+    if settings.sandbox:
+        from assistsync.server import start_server
+
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            start_server(host="127.0.0.1", port=0, db=settings.state_dir / "sandbox.db") as server,
+            ApiClient(server.base_url, SANDBOX_KEY) as client,
+        ):
+            yield client
+        return
+    key = os.environ.get("OPENAI_API_KEY", "").strip()
+    if not key:
+        raise ConfigError(
+            "OPENAI_API_KEY is not set. Export the key of your Assistants-compatible server "
+            "(and OPENAI_BASE_URL for its address), or use --sandbox to run against the "
+            "embedded server."
+        )
+    base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
+    if not base_url:
+        import click
+
+        base_url = DEFAULT_BASE_URL
+        click.echo(
+            f"Note: OPENAI_BASE_URL is not set, so assistsync uses {DEFAULT_BASE_URL}, which "
+            "retired the Assistants API on 2026-08-26. Point OPENAI_BASE_URL at your "
+            "Assistants-compatible server.",
+            err=True,
+        )
+    with ApiClient(
+        base_url,
+        key,
+        organization=os.environ.get("OPENAI_ORG_ID") or None,
+        project=os.environ.get("OPENAI_PROJECT_ID") or None,
+    ) as client:
+        yield client

@@ -1,0 +1,120 @@
+"""``assistsync``: the command group, global options, and the one error handler.
+
+Exit codes (documented in ``--help`` and the README):
+
+* 0 — success (and, with ``plan --detailed-exitcode``, no changes);
+* 1 — an error: bad manifest, missing key, API failure, stale plan, a change that failed;
+* 2 — ``plan --detailed-exitcode`` only: changes are present;
+* 3 — an internal error (a bug in assistsync);
+* 130 — interrupted (Ctrl-C); every change that finished is in the lock.
+
+Heavy modules (pydantic models, httpx, rich) are imported inside commands so that ``--help`` and
+``--version`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from assistsync import __version__
+from assistsync.cli.context import Settings
+from assistsync.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError
+
+EPILOG = """\b
+Exit codes:
+  0    success (plan --detailed-exitcode: no changes)
+  1    error: invalid manifest, missing API key, API failure, stale saved plan
+  2    plan --detailed-exitcode: changes are present
+  3    internal error (a bug: please report it)
+  130  interrupted (Ctrl-C); finished changes are recorded in the lock
+
+\b
+Environment:
+  OPENAI_BASE_URL    the Assistants API v1 endpoint (default https://api.openai.com/v1)
+  OPENAI_API_KEY     the key (never printed, logged or stored)
+  OPENAI_ORG_ID      sent as OpenAI-Organization when set
+  OPENAI_PROJECT_ID  sent as OpenAI-Project when set
+  NO_COLOR           disables colour
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "--directory",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Project directory (the one holding assistsync.yaml).",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Use the embedded API server with state in DIR/.assistsync/ (no account or key needed).",
+)
+@click.option("--no-color", is_flag=True, help="Never colour output (also: NO_COLOR, TERM=dumb).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and log every HTTP request.")
+@click.version_option(__version__, "--version", prog_name="assistsync")
+@click.pass_context
+def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debug: bool) -> None:
+    """Keep Assistants API v1 assistants as code: validate, plan and apply YAML manifests."""
+    ctx.obj = Settings(root=directory, sandbox=sandbox, no_color=no_color, debug=debug)
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="debug: %(message)s", stream=sys.stderr)
+
+
+def _register() -> None:
+    from assistsync.cli.apply import apply_command
+    from assistsync.cli.plan import plan_command
+    from assistsync.cli.validate import validate_command
+    from assistsync.server.command import server_command
+
+    for command in (validate_command, plan_command, apply_command, server_command):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map every outcome to a documented exit code (see module docstring)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = cli.main(args=argv, prog_name="assistsync", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("\nInterrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except AssistsyncError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc.message}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted; every change that finished is recorded in the lock.", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the one place that turns a bug into a message
+        if debug:
+            raise
+        click.echo(
+            f"Error: assistsync hit an internal error ({type(exc).__name__}: {exc}). "
+            "This is a bug; re-run with --debug for the traceback and report it.",
+            err=True,
+        )
+        return EXIT_BUG
+    return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

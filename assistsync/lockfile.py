@@ -1,0 +1,130 @@
+"""Read and write the lock file: deterministic JSON, atomic replace, one writer at a time.
+
+The lock is committed next to the manifests, so its text must only change when its content
+does: sorted keys, two-space indent, a trailing newline, no timestamps. Every write goes to a
+temporary file in the same directory, is fsynced, and replaces the lock with ``os.replace``;
+the previous version is kept as ``<lock>.backup``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from assistsync.errors import AssistsyncError, LockBusyError
+from assistsync.model import LOCK_VERSION, Lock
+
+
+def new_lock() -> Lock:
+    """An empty lock, as read when there is no lock file. Its lineage is set on first write
+    (``with_lineage``), so plans made before the first apply stay comparable."""
+    return Lock(lineage="", serial=0)
+
+
+def with_lineage(lock: Lock) -> Lock:
+    """``lock`` with a lineage: kept when it has one, a fresh UUID when it is new."""
+    return lock if lock.lineage else lock.model_copy(update={"lineage": str(uuid.uuid4())})
+
+
+def lock_text(lock: Lock) -> str:
+    """The exact text written for ``lock`` (deterministic)."""
+    return (
+        json.dumps(lock.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
+        + "\n"
+    )
+
+
+def read_lock(path: Path) -> Lock:
+    """The lock at ``path``, or a new empty lock when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return new_lock()
+    except OSError as exc:
+        raise AssistsyncError(f"{path}: cannot read the lock file: {exc.strerror}.") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AssistsyncError(
+            f"{path}:{exc.lineno}:{exc.colno}: the lock file is not valid JSON ({exc.msg}). "
+            f"Restore it from git or from {path.name}.backup."
+        ) from exc
+    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
+        raise AssistsyncError(
+            f"{path}: lock version {data['version']} is newer than this assistsync understands "
+            f"({LOCK_VERSION}). Upgrade assistsync."
+        )
+    try:
+        return Lock.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise AssistsyncError(
+            f"{path}: the lock file is damaged at {where or 'top level'}: {first['msg']}. "
+            f"Restore it from git or from {path.name}.backup."
+        ) from exc
+
+
+def write_lock(path: Path, lock: Lock) -> None:
+    """Atomically replace the lock at ``path`` with ``lock``, keeping a ``.backup``."""
+    text = lock_text(lock)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            backup = path.with_name(path.name + ".backup")
+            with contextlib.suppress(OSError):
+                os.replace(path, backup)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold the one-writer lock of the lock file at ``path`` for the duration of a run.
+
+    The OS-level lock lives in ``.assistsync/`` beside the lock file (ignored by git), so it
+    never shows up as a change; the OS releases it when a process dies. A second process gets a
+    ``LockBusyError`` naming the holder instead of waiting.
+    """
+    from filelock import FileLock, Timeout  # lazy: only apply needs it
+
+    state = path.parent / ".assistsync"
+    state.mkdir(parents=True, exist_ok=True)
+    holder_file = state / f"{path.name}.holder"
+    flock = FileLock(str(state / f"{path.name}.lck"))
+    try:
+        flock.acquire(timeout=0)
+    except Timeout as exc:
+        try:
+            holder = holder_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = "another process"
+        raise LockBusyError(
+            f"{path.name} is held by {holder}: another apply is running on this project. "
+            "Wait for it to finish, then run again."
+        ) from exc
+    try:
+        holder_file.write_text(
+            f"assistsync pid {os.getpid()} on {socket.gethostname()}\n", encoding="utf-8"
+        )
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            holder_file.unlink()
+        flock.release()
