@@ -46,7 +46,7 @@ def _is_block(text: str | None) -> bool:
 def _heredoc(sym: str, depth: int, label: str, text: str) -> list[Line]:
     lines = [Line(sym, depth, f"{label} = <<-EOT")]
     lines += [Line(sym, depth + 2, t) for t in text.splitlines()]
-    lines.append(Line(sym, depth + 1, "EOT"))
+    lines.append(Line(" ", depth, "  EOT"))
     return lines
 
 
@@ -71,15 +71,15 @@ def _config_lines(plan: Plan, sym: str, depth: int, config: AssistantConfig) -> 
         out.append(Line(sym, depth, f"{'tools':<12} = ["))
         for tool in config.tools:
             out += _tool_lines(sym, depth + 2, tool)
-        out.append(Line(sym, depth + 1, "]"))
+        out.append(Line(" ", depth, "  ]"))
     if config.files:
         out.append(Line(sym, depth, f"{'files':<12} = ["))
         out += [Line(sym, depth + 2, _q(_file_name(plan, ref))) for ref in config.files]
-        out.append(Line(sym, depth + 1, "]"))
+        out.append(Line(" ", depth, "  ]"))
     if config.metadata:
         out.append(Line(sym, depth, f"{'metadata':<12} = {{"))
         out += [Line(sym, depth + 2, f"{k} = {_q(v)}") for k, v in config.metadata.items()]
-        out.append(Line(sym, depth + 1, "}"))
+        out.append(Line(" ", depth, "  }"))
     return out
 
 
@@ -113,7 +113,7 @@ def _tools_diff(
             entries.append((path, Line(sym, depth + 2, f"{_deepdiff_path(path)}: {_q(value)}")))
     out = [Line("~", depth, f"{'tools':<12} = [")]
     out += [line for _, line in sorted(entries, key=lambda e: e[0])]
-    out.append(Line("~", depth + 1, "]"))
+    out.append(Line(" ", depth, "  ]"))
     return out
 
 
@@ -131,7 +131,7 @@ def _text_diff(depth: int, label: str, before: str | None, after: str | None) ->
             out.append(Line("-", depth + 2, hunk_line[1:]))
         else:
             out.append(Line(" ", depth + 2, hunk_line[1:]))
-    out.append(Line("~", depth + 1, "EOT"))
+    out.append(Line(" ", depth, "  EOT"))
     return out
 
 
@@ -151,10 +151,15 @@ def _field_diff(
         return _tools_diff(depth, old, new)
     if field == "files":
         out = [Line("~", depth, f"{'files':<12} = [")]
-        for ref in sorted(set(old) | set(new), key=lambda r: _file_name(plan, r)):
+        refs = sorted(set(old) | set(new), key=lambda r: (_file_name(plan, r), r in new))
+        names = [_file_name(plan, r) for r in refs]
+        for ref, name in zip(refs, names, strict=True):
             sym = " " if ref in old and ref in new else ("+" if ref in new else "-")
-            out.append(Line(sym, depth + 2, _q(_file_name(plan, ref))))
-        out.append(Line("~", depth + 1, "]"))
+            shown = _q(name)
+            if names.count(name) > 1:  # same path, new content: tell the versions apart
+                shown += f" (sha256 {ref[:12]}…)"
+            out.append(Line(sym, depth + 2, shown))
+        out.append(Line(" ", depth, "  ]"))
         return out
     # metadata
     out = [Line("~", depth, f"{'metadata':<12} = {{")]
@@ -167,7 +172,7 @@ def _field_diff(
             out.append(Line("~", depth + 2, f"{k} = {_q(old[k])} -> {_q(new[k])}"))
     if old == new:  # only the ownership tag differs
         out.append(Line("+", depth + 2, "assistsync_key (ownership tag restored)"))
-    out.append(Line("~", depth + 1, "}"))
+    out.append(Line(" ", depth, "  }"))
     return out
 
 
@@ -204,7 +209,7 @@ def _assistant_lines(plan: Plan, change: AssistantChange) -> list[Line]:
     elif change.before is not None and change.after is not None:
         for field in change.changed:
             out += _field_diff(plan, 3, field, change.before, change.after)
-    out.append(Line(" ", 2, "}"))
+    out.append(Line(" ", 1, "}"))
     out.append(Line(" ", 0, ""))
     return out
 
@@ -222,7 +227,7 @@ def _file_lines(change: FileChange) -> list[Line]:
         out.append(Line(" ", 3, f"{'id':<6} = {_q(change.id)}"))
     out.append(Line(sym, 3, f"{'sha256':<6} = {_q(change.sha256)}"))
     out.append(Line(sym, 3, f"{'size':<6} = {change.size}"))
-    out.append(Line(" ", 2, "}"))
+    out.append(Line(" ", 1, "}"))
     out.append(Line(" ", 0, ""))
     return out
 
@@ -233,7 +238,7 @@ def _drift_lines(plan: Plan, drift: Drift) -> list[Line]:
             Line("#", 1, f"assistant.{drift.key} has been deleted"),
             Line("-", 1, f'assistant "{drift.key}" {{'),
             Line(" ", 3, f"{'id':<12} = {_q(drift.id)}"),
-            Line(" ", 2, "}"),
+            Line(" ", 1, "}"),
             Line(" ", 0, ""),
         ]
     out = [
@@ -243,7 +248,7 @@ def _drift_lines(plan: Plan, drift: Drift) -> list[Line]:
     ]
     for field in drift.changed:
         out += _field_diff(plan, 3, field, drift.applied, drift.live)
-    out += [Line(" ", 2, "}"), Line(" ", 0, "")]
+    out += [Line(" ", 1, "}"), Line(" ", 0, "")]
     return out
 
 
