@@ -1,0 +1,128 @@
+"""Local paths named by the user's files: containment checks, globs, reading and hashing.
+
+Every path is relative to the file that names it and must stay inside the project directory,
+both as written (no ``..`` escape, no absolute path) and after symlinks are resolved.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+CHUNK_BYTES = 1024 * 1024
+"""Files are hashed in 1 MiB chunks: knowledge files can be hundreds of MB."""
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class PathProblem(Exception):
+    """A path the user wrote cannot be used; the message says why."""
+
+
+def has_magic(pattern: str) -> bool:
+    """True when ``pattern`` is a glob rather than a literal path."""
+    return any(c in pattern for c in "*?[")
+
+
+def inside(root: Path, path: Path | str) -> bool:
+    """Whether ``path`` (absolute, normalised) is ``root`` or below it."""
+    return Path(path).is_relative_to(root)
+
+
+def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
+    """``base / raw`` normalised, after checking it is relative and stays inside ``root``.
+
+    ``root`` must already be resolved (no symlinks). The result is lexical (symlinks kept), so
+    the project-relative name a user sees is the one they wrote.
+    """
+    if not raw.strip():
+        raise PathProblem(f"{what} is empty")
+    if (
+        PurePosixPath(raw).is_absolute()
+        or PureWindowsPath(raw).is_absolute()
+        or raw.startswith("\\")
+        or _DRIVE.match(raw)
+    ):
+        raise PathProblem(
+            f"{what} {raw!r} is absolute; paths are relative to the file that names them"
+        )
+    lexical = Path(os.path.normpath(base / raw))
+    if not inside(root, lexical):
+        raise PathProblem(f"{what} {raw!r} leaves the project directory")
+    return lexical
+
+
+def check_real(root: Path, path: Path, raw: str, what: str) -> None:
+    """Reject a path whose symlinks lead outside the project."""
+    real = os.path.realpath(path)
+    if not inside(root, real):
+        raise PathProblem(f"{what} {raw!r} is a symlink to {real}, outside the project directory")
+
+
+def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
+    """A literal path that must name an existing regular file inside the project."""
+    path = check_relative(root, base, raw, what)
+    check_real(root, path, raw, what)
+    if path.is_dir():
+        raise PathProblem(f"{what} {raw!r} is a directory")
+    if not path.is_file():
+        raise PathProblem(f"{what} {raw!r} not found")
+    return path
+
+
+def expand(root: Path, base: Path, raw: str, what: str) -> tuple[list[Path], list[str]]:
+    """The files a path or glob names (sorted), and problems with individual matches.
+
+    Raises ``PathProblem`` when the entry itself is wrong (absolute, escaping, nothing found).
+    ``**`` matches any depth; like the shell, ``*`` skips names starting with a dot.
+    """
+    if not has_magic(raw):
+        return [existing_file(root, base, raw, what)], []
+    check_relative(root, base, raw, what)
+    matches = glob.glob(os.path.join(glob.escape(str(base)), raw), recursive=True)
+    found: list[Path] = []
+    problems: list[str] = []
+    for match in sorted(matches):
+        path = Path(os.path.normpath(match))
+        if not path.is_file():
+            continue
+        if not inside(root, path):
+            problems.append(f"{what} {raw!r} matches {match}, outside the project directory")
+            continue
+        try:
+            check_real(root, path, os.path.relpath(path, base), what)
+        except PathProblem as exc:
+            problems.append(str(exc))
+            continue
+        found.append(path)
+    if not found and not problems:
+        raise PathProblem(f"{what} {raw!r} matches no file")
+    return found, problems
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    """The sha256 (hex) and size of a file, read in 1 MiB chunks (never whole)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    size = 0
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            digest.update(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def decode_utf8(data: bytes) -> tuple[str | None, str | None]:
+    """``(text, None)`` or ``(None, problem)``; a UTF-8 BOM is dropped, line endings are kept."""
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, (
+            f"is not valid UTF-8: byte 0x{data[exc.start]:02x} at line {line}, byte {col}"
+        )

@@ -1,0 +1,547 @@
+"""The one loader: a project directory -> ``Project`` (config, paths, ``Desired``) or all problems.
+
+Order of work, and why:
+
+1. ``assistsync.yaml`` is read and validated first; if it is wrong nothing else can be found,
+   so its problems are raised alone.
+2. Every manifest glob must match at least one file. A glob that matches nothing is an error,
+   not a warning: a mistyped glob would silently drop the assistants of the files it meant, and
+   the next apply would destroy them.
+3. Each manifest is parsed, its shape validated by the pydantic models in
+   ``assistsync.model.manifest`` (one schema), then the checks JSON Schema cannot express run on
+   the valid parts: files exist and stay inside the project, instructions and parameters files
+   are read, limits that hold after reading or glob expansion, duplicates across files.
+   Problems are collected, never raised one at a time.
+4. Only when nothing is wrong are knowledge files hashed (sha256 in 1 MiB chunks, each file
+   once), so a typo never costs a pass over hundreds of megabytes.
+
+The loader only reads: it never writes, creates or touches the user's files.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from assistsync.errors import AssistsyncError, Diagnostic, ManifestError
+from assistsync.manifest.files import (
+    PathProblem,
+    check_relative,
+    decode_utf8,
+    existing_file,
+    expand,
+    sha256_file,
+)
+from assistsync.manifest.messages import describe, locate, strip_tags
+from assistsync.manifest.source import Pos, YMap, YSeq, read_yaml
+from assistsync.model import Desired, DesiredAssistant, DesiredFile, SourceLocation
+from assistsync.model.manifest import (
+    DEFAULT_MANIFEST_GLOB,
+    MAX_FILE_BYTES,
+    MAX_FILES,
+    MAX_INSTRUCTIONS_CHARS,
+    AssistantManifest,
+    FunctionTool,
+    ManifestDocument,
+    ProjectConfig,
+)
+
+CONFIG_NAME = "assistsync.yaml"
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project. All paths are absolute; ``root`` has its symlinks resolved.
+
+    ``manifest_paths`` are sorted; ``desired`` holds every assistant of every manifest and every
+    knowledge file they name (by project-relative POSIX path, hashed).
+    """
+
+    root: Path
+    config: ProjectConfig
+    config_path: Path
+    lock_path: Path
+    manifest_paths: tuple[Path, ...]
+    desired: Desired
+
+    def relative(self, path: Path) -> str:
+        """A path inside the project as the project-relative POSIX string used everywhere."""
+        return path.relative_to(self.root).as_posix()
+
+
+@dataclass
+class _Loader:
+    root: Path
+    env: Mapping[str, str]
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Positions whose value already has a problem (e.g. an unset ${VAR}): no further checks there.
+    spoiled: set[tuple[str, Pos]] = field(default_factory=set)
+    files: dict[str, Path] = field(default_factory=dict)
+    texts: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
+    sizes: dict[Path, int] = field(default_factory=dict)
+    # Many assistants name the same files: resolve each (base, entry) once.
+    expanded: dict[tuple[Path, str, str], tuple[list[Path], list[str]] | PathProblem] = field(
+        default_factory=dict
+    )
+    found: dict[tuple[Path, str, str], Path | PathProblem] = field(default_factory=dict)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def rel(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.root)).as_posix()
+
+    def error(self, file: str, pos: Pos, message: str) -> None:
+        self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
+
+    def read_source(self, path: Path) -> Any:
+        """Located YAML data of one file, or ``None`` when it cannot be parsed (reported)."""
+        rel = self.rel(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            self.error(rel, (1, 1), f"cannot read: {exc.strerror}")
+            return None
+        text, problem = decode_utf8(raw)
+        if text is None:
+            self.error(rel, (1, 1), f"file {problem}")
+            return None
+        data, problems = read_yaml(text, self.env)
+        for p in problems:
+            self.error(rel, (p.line, p.col), p.message)
+            self.spoiled.add((rel, (p.line, p.col)))
+        if data is None and problems:
+            return None
+        return YMap((1, 1)) if data is None else data
+
+    def validate(self, model: type[_M], data: Any, rel: str) -> _M | None:
+        """Validate ``data`` against ``model``, reporting each error at its position."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = strip_tags(tuple(err["loc"]))
+                pos = locate(data, loc, err["type"])
+                self.error(rel, pos, describe(model, err, loc, data))
+            return None
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def path_error(self, rel: str, pos: Pos, exc: PathProblem) -> None:
+        if (rel, pos) not in self.spoiled:
+            self.error(rel, pos, str(exc))
+
+    def read_text(self, path: Path) -> tuple[str | None, str | None]:
+        if path not in self.texts:
+            try:
+                size = path.stat().st_size
+                # A UTF-8 character is at most 4 bytes: anything larger is too long unread.
+                if size > 4 * MAX_INSTRUCTIONS_CHARS:
+                    self.texts[path] = (None, f"is {size:,} bytes, too large to read as text")
+                else:
+                    self.texts[path] = decode_utf8(path.read_bytes())
+            except OSError as exc:
+                self.texts[path] = (None, f"cannot be read: {exc.strerror}")
+        return self.texts[path]
+
+    def expand(self, base: Path, raw: str, what: str) -> tuple[list[Path], list[str]]:
+        """``files.expand``, memoised; raises ``PathProblem`` like it."""
+        key = (base, raw, what)
+        if key not in self.expanded:
+            try:
+                self.expanded[key] = expand(self.root, base, raw, what)
+            except PathProblem as exc:
+                self.expanded[key] = exc
+        result = self.expanded[key]
+        if isinstance(result, PathProblem):
+            raise result
+        return result
+
+    def existing_file(self, base: Path, raw: str, what: str) -> Path:
+        """``files.existing_file``, memoised; raises ``PathProblem`` like it."""
+        key = (base, raw, what)
+        if key not in self.found:
+            try:
+                self.found[key] = existing_file(self.root, base, raw, what)
+            except PathProblem as exc:
+                self.found[key] = exc
+        result = self.found[key]
+        if isinstance(result, PathProblem):
+            raise result
+        return result
+
+    def size_of(self, path: Path) -> int:
+        if path not in self.sizes:
+            self.sizes[path] = path.stat().st_size
+        return self.sizes[path]
+
+    # -- the project file ----------------------------------------------------------------------
+
+    def load_config(self, config_path: Path) -> tuple[ProjectConfig, YMap]:
+        rel = self.rel(config_path)
+        data = self.read_source(config_path)
+        config: ProjectConfig | None = None
+        if data is not None and not isinstance(data, YMap):
+            self.error(rel, (1, 1), f"{CONFIG_NAME} must be a mapping (keys: manifests, lock)")
+        elif data is not None:
+            config = self.validate(ProjectConfig, data, rel)
+        if config is None or self.diagnostics:
+            raise ManifestError(self.diagnostics)
+        return config, data
+
+    def find_manifests(self, config: ProjectConfig, data: YMap, config_path: Path) -> list[Path]:
+        rel = self.rel(config_path)
+        items = data.get("manifests")
+        found: set[Path] = set()
+        for i, pattern in enumerate(config.manifests):
+            pos = items.item_pos[i] if isinstance(items, YSeq) else (1, 1)
+            try:
+                paths, problems = expand(self.root, self.root, pattern, "manifest glob")
+            except PathProblem as exc:
+                message = str(exc)
+                if "manifests" not in data and pattern == DEFAULT_MANIFEST_GLOB:
+                    message = (
+                        f"no manifests: the default glob {DEFAULT_MANIFEST_GLOB!r} matches no "
+                        "file; add manifests there or list globs under 'manifests:'"
+                    )
+                self.path_error(rel, pos, PathProblem(message))
+                continue
+            for problem in problems:
+                self.error(rel, pos, problem)
+            found.update(p for p in paths if p != config_path)
+        return sorted(found)
+
+    def lock_path(self, config: ProjectConfig, data: YMap, config_path: Path) -> Path:
+        pos = data.value_pos.get("lock", (1, 1))
+        try:
+            path = check_relative(self.root, self.root, config.lock, "lock")
+        except PathProblem as exc:
+            self.path_error(self.rel(config_path), pos, exc)
+            return self.root / "assistsync.lock"
+        if path.is_dir():
+            self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+        return path
+
+    # -- manifests ----------------------------------------------------------------------------
+
+    def load_manifest(self, path: Path) -> list[tuple[DesiredAssistant, Pos]]:
+        rel = self.rel(path)
+        data = self.read_source(path)
+        if data is None:
+            return []
+        if not isinstance(data, YMap):
+            self.error(rel, (1, 1), "a manifest must be a mapping with an 'assistants' key")
+            return []
+        try:
+            models = dict(ManifestDocument.model_validate(data).assistants)
+        except ValidationError as exc:
+            models = self.partial(exc, data, rel)
+        assistants = data.get("assistants")
+        if not isinstance(assistants, YMap):
+            return []
+        for key, value in assistants.items():
+            if key not in models and isinstance(value, YMap):
+                self.check_paths(value, rel, path.parent)
+        out: list[tuple[DesiredAssistant, Pos]] = []
+        for key, model in models.items():
+            pos = assistants.key_pos[key]
+            desired = self.resolve(
+                key,
+                model,
+                assistants[key],
+                SourceLocation(file=rel, line=pos[0], col=pos[1]),
+                path.parent,
+            )
+            if desired is not None:
+                out.append((desired, pos))
+        return out
+
+    def partial(self, exc: ValidationError, data: YMap, rel: str) -> dict[str, AssistantManifest]:
+        """Report a manifest's errors; return the assistants that are valid on their own."""
+        broken: set[Any] = set()
+        for err in exc.errors(include_url=False):
+            loc = strip_tags(tuple(err["loc"]))
+            pos = locate(data, loc, err["type"])
+            self.error(rel, pos, describe(ManifestDocument, err, loc, data))
+            if len(loc) >= 2 and loc[0] == "assistants":
+                broken.add(loc[1])
+        assistants = data.get("assistants")
+        models: dict[str, AssistantManifest] = {}
+        if isinstance(assistants, YMap):
+            for key, value in assistants.items():
+                if key in broken or not isinstance(key, str):
+                    continue
+                try:
+                    models[key] = AssistantManifest.model_validate(value)
+                except ValidationError:  # pragma: no cover - reported above
+                    continue
+        return models
+
+    def check_paths(self, data: YMap, rel: str, base: Path) -> None:
+        """Check the file references of an assistant whose shape is invalid, so that a missing
+        or escaping file is reported in the same run as the shape errors ("every error at
+        once"); the assistant itself is not resolved."""
+        raw = data.get("instructions_file")
+        if isinstance(raw, str):
+            self.instructions(raw, data, rel, base)
+        files = data.get("files")
+        if isinstance(files, YSeq) and all(isinstance(f, str) for f in files):
+            self.knowledge_files(list(files), data, rel, base)
+
+    def resolve(
+        self, key: str, m: AssistantManifest, data: YMap, source: SourceLocation, base: Path
+    ) -> DesiredAssistant | None:
+        """The checks JSON Schema cannot express, then the resolved assistant."""
+        rel = source.file
+        before = len(self.diagnostics)
+        instructions = m.instructions
+        if m.instructions_file is not None:
+            instructions = self.instructions(m.instructions_file, data, rel, base)
+        tools = [self.tool(i, tool, data, rel, base) for i, tool in enumerate(m.tools)]
+        self.unique_function_names(m, data, rel)
+        files = self.knowledge_files(m.files, data, rel, base)
+        if len(self.diagnostics) > before:
+            return None
+        return DesiredAssistant(
+            key=key,
+            name=m.name,
+            model=m.model,
+            description=m.description,
+            instructions=instructions,
+            tools=tuple(t for t in tools if t is not None),
+            files=files,
+            metadata=dict(m.metadata),
+            source=source,
+        )
+
+    def instructions(self, raw: str, data: YMap, rel: str, base: Path) -> str | None:
+        pos = data.value_pos["instructions_file"]
+        try:
+            path = self.existing_file(base, raw, "instructions_file")
+        except PathProblem as exc:
+            self.path_error(rel, pos, exc)
+            return None
+        text, problem = self.read_text(path)
+        if text is None:
+            self.error(rel, pos, f"instructions_file {raw!r} {problem}")
+            return None
+        if len(text) > MAX_INSTRUCTIONS_CHARS:
+            self.error(
+                rel,
+                pos,
+                f"instructions in {raw!r} are {len(text):,} characters; "
+                f"the API allows at most {MAX_INSTRUCTIONS_CHARS:,}",
+            )
+            return None
+        return text
+
+    def tool(self, i: int, tool: Any, data: YMap, rel: str, base: Path) -> dict[str, Any] | None:
+        if not isinstance(tool, FunctionTool):
+            return {"type": tool.type}
+        fn = tool.function
+        fn_data = data["tools"][i]["function"]
+        out: dict[str, Any] = {"name": fn.name}
+        if fn.description is not None:
+            out["description"] = fn.description
+        if fn.parameters is not None:
+            pos = fn_data.value_pos["parameters"]
+            params, problem = _plain_json(fn.parameters)
+            if problem is not None:
+                self.error(rel, pos, f"parameters {problem}")
+                return None
+            out["parameters"] = params
+        elif fn.parameters_file is not None:
+            params = self.parameters_file(fn.parameters_file, fn_data, rel, base)
+            if params is None:
+                return None
+            out["parameters"] = params
+        return {"type": "function", "function": out}
+
+    def parameters_file(self, raw: str, fn_data: YMap, rel: str, base: Path) -> Any:
+        pos = fn_data.value_pos["parameters_file"]
+        try:
+            path = self.existing_file(base, raw, "parameters_file")
+        except PathProblem as exc:
+            self.path_error(rel, pos, exc)
+            return None
+        text, problem = self.read_text(path)
+        if text is None:
+            self.error(rel, pos, f"parameters_file {raw!r} {problem}")
+            return None
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            where = f"{rel}:{pos[0]}:{pos[1]}"
+            self.error(
+                self.rel(path),
+                (exc.lineno, exc.colno),
+                f"invalid JSON (parameters_file of {where}): {exc.msg}",
+            )
+            return None
+        if not isinstance(value, dict):
+            self.error(
+                rel,
+                pos,
+                f"parameters_file {raw!r} must hold a JSON object (a JSON Schema), "
+                f"not {_json_type(value)}",
+            )
+            return None
+        return value
+
+    def unique_function_names(self, m: AssistantManifest, data: YMap, rel: str) -> None:
+        seen: dict[str, Pos] = {}
+        for i, tool in enumerate(m.tools):
+            if not isinstance(tool, FunctionTool):
+                continue
+            fn_data = data["tools"][i]["function"]
+            pos = fn_data.value_pos["name"]
+            name = tool.function.name
+            if name in seen:
+                line, col = seen[name]
+                self.error(
+                    rel,
+                    pos,
+                    f"function name {name!r} is already used by this assistant "
+                    f"(at line {line}:{col}); names must be unique per assistant",
+                )
+            else:
+                seen[name] = pos
+
+    def knowledge_files(
+        self, entries: list[str], data: YMap, rel: str, base: Path
+    ) -> tuple[str, ...]:
+        chosen: dict[str, Path] = {}
+        items = data.get("files")
+        for i, raw in enumerate(entries):
+            pos = items.item_pos[i] if isinstance(items, YSeq) else data.key_pos["files"]
+            try:
+                paths, problems = self.expand(base, raw, "file")
+            except PathProblem as exc:
+                self.path_error(rel, pos, exc)
+                continue
+            for problem in problems:
+                self.error(rel, pos, problem)
+            for path in paths:
+                name = self.rel(path)
+                if name in chosen:
+                    continue
+                try:
+                    size = self.size_of(path)
+                except OSError as exc:
+                    self.error(rel, pos, f"file {name!r} cannot be read: {exc.strerror}")
+                    continue
+                if size > MAX_FILE_BYTES:
+                    self.error(
+                        rel,
+                        pos,
+                        f"file {name!r} is {size:,} bytes; the API accepts files up to 512 MB "
+                        f"({MAX_FILE_BYTES:,} bytes)",
+                    )
+                    continue
+                chosen[name] = path
+        if len(chosen) > MAX_FILES:
+            self.error(
+                rel,
+                data.key_pos["files"],
+                f"{len(chosen)} files after expanding globs; an assistant may have at most "
+                f"{MAX_FILES}",
+            )
+        self.files.update(chosen)
+        return tuple(sorted(chosen))
+
+    def hash_files(self) -> dict[str, DesiredFile]:
+        out: dict[str, DesiredFile] = {}
+        for name in sorted(self.files):
+            sha, size = sha256_file(self.files[name])
+            out[name] = DesiredFile(path=name, sha256=sha, size=size)
+        return out
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _plain_json(value: Any) -> tuple[Any, str | None]:
+    """A deep plain copy of YAML data that must be JSON, or the reason it is not."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return None, f"must be JSON: key {k!r} is not a string"
+            out[k], problem = _plain_json(v)
+            if problem is not None:
+                return None, problem
+        return out, None
+    if isinstance(value, list):
+        items = []
+        for v in value:
+            item, problem = _plain_json(v)
+            if problem is not None:
+                return None, problem
+            items.append(item)
+        return items, None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, f"must be JSON: {value} is not a JSON number"
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return copy.copy(value), None
+    return None, f"must be JSON: {value!r} is not a JSON value (quote it)"
+
+
+def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
+    """Load and validate the project in directory ``root`` (or the ``assistsync.yaml`` itself).
+
+    ``env`` supplies ``${VAR}`` values (default: ``os.environ``). Raises ``ManifestError`` with
+    every problem found, each located as ``FILE:LINE:COL`` with FILE relative to the project
+    root; raises ``AssistsyncError`` when ``root`` holds no ``assistsync.yaml``. Never writes.
+    """
+    start = Path(root)
+    if start.name == CONFIG_NAME and start.is_file():
+        start = start.parent
+    resolved = Path(os.path.realpath(start))
+    config_path = resolved / CONFIG_NAME
+    if not config_path.is_file():
+        raise AssistsyncError(
+            f"no {CONFIG_NAME} in DIR: {resolved}; run assistsync in a project directory or "
+            "pass it (see examples/quickstart for a minimal project)"
+        )
+    loader = _Loader(root=resolved, env=os.environ if env is None else env)
+    config, data = loader.load_config(config_path)
+    lock_path = loader.lock_path(config, data, config_path)
+    manifest_paths = loader.find_manifests(config, data, config_path)
+
+    assistants: dict[str, DesiredAssistant] = {}
+    for path in manifest_paths:
+        for desired, pos in loader.load_manifest(path):
+            first = assistants.get(desired.key)
+            if first is not None:
+                src = first.source
+                loader.error(
+                    desired.source.file,
+                    pos,
+                    f"duplicate assistant key {desired.key!r}: already declared at "
+                    f"{src.file}:{src.line}:{src.col}",
+                )
+                continue
+            assistants[desired.key] = desired
+    if loader.diagnostics:
+        raise ManifestError(loader.diagnostics)
+    files = loader.hash_files()
+    return Project(
+        root=resolved,
+        config=config,
+        config_path=config_path,
+        lock_path=lock_path,
+        manifest_paths=tuple(manifest_paths),
+        desired=Desired(assistants=dict(sorted(assistants.items())), files=files),
+    )
