@@ -398,9 +398,11 @@ class Applier:
 
     def _delete_file(self, fc: FileChange) -> None:
         assert fc.id is not None
-        if self.result.failures:
-            # an assistant that should have let go of this file may still use it
-            self._fail(fc.address, "skipped: an earlier change failed and may still need it")
+        holders = self._failed_holders(fc.sha256)
+        if holders:
+            self._fail(
+                fc.address, f"skipped: {', '.join(holders)} did not let go of it (see above)"
+            )
             self._tick(fc.address)
             return
         try:
@@ -416,19 +418,43 @@ class Applier:
             self._count("destroy")
         self._tick(fc.address)
 
+    def _failed_holders(self, sha: str) -> list[str]:
+        """Assistants that used this content and whose change failed: they may still use it."""
+        failed = {f.address for f in self.result.failures}
+        return sorted(
+            a.address
+            for a in self.plan.assistants
+            if a.address in failed and a.before is not None and sha in a.before.files
+        )
+
     def _tidy_lock(self, lock: Lock) -> Lock:
-        """Drop lock entries the plan found gone, and file paths no manifest names any more
-        whose upload another desired path still shares (nothing to delete remotely)."""
+        """The lock's final shape: every desired path with its upload, plus uploads no manifest
+        names whose deletion did not happen (still owned, deleted by a later apply), minus
+        assistants the plan found gone."""
         desired_shas = {f.sha256 for f in self.desired.files.values()}
         files = {
             p: f
             for p, f in lock.files.items()
-            if p in self.desired.files or f.sha256 not in desired_shas
+            if p not in self.desired.files and f.sha256 not in desired_shas
         }
+        with self._mutex:
+            ids = dict(self._id_by_sha)
+        for path, f in self.desired.files.items():
+            previous = lock.files.get(path)
+            if f.sha256 not in ids:
+                if previous is not None:
+                    files[path] = previous  # its upload failed: keep what was there
+                continue
+            files[path] = LockedFile(id=ids[f.sha256], sha256=f.sha256, size=f.size)
+            if previous is not None and previous.sha256 not in desired_shas:
+                # the old upload was not deleted (a failure held it back): stay its owner
+                files[f"{path}@{previous.sha256[:12]}"] = previous
         assistants = {
             k: v for k, v in lock.assistants.items() if k not in self.plan.forget_assistants
         }
-        return lock.model_copy(update={"files": files, "assistants": assistants})
+        return lock.model_copy(
+            update={"files": dict(sorted(files.items())), "assistants": assistants}
+        )
 
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> ApplyResult:
@@ -438,7 +464,7 @@ class Applier:
         are recorded, the lock is written, and the interrupt propagates.
         """
         lock = self.recorder.lock
-        self._id_by_sha = lock.id_by_sha()
+        self._id_by_sha = dict(self.plan.file_ids)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
         try:
             self._upload_phase()

@@ -88,8 +88,9 @@ def _oldest(candidates: list[LiveAssistant]) -> LiveAssistant:
 
 def _plan_files(
     desired: Desired, live: Live, lock: Lock
-) -> tuple[list[FileChange], dict[str, str], dict[str, list[str]]]:
-    """File changes by content, the content hash of each known live file id, paths by hash."""
+) -> tuple[list[FileChange], dict[str, str], dict[str, str], dict[str, list[str]]]:
+    """File changes by content; the content hash of each known live file id; the live upload
+    of each desired hash already on the server; desired paths by hash."""
     live_file_ids = {f.id for f in live.files}
     sha_by_id = {i: s for i, s in lock.sha_by_file_id().items() if i in live_file_ids}
     known_ids_by_sha: dict[str, str] = {}
@@ -132,18 +133,18 @@ def _plan_files(
         changes.append(
             FileChange(
                 action="delete",
-                path=path,
+                path=path.split("@")[0],
                 sha256=locked_file.sha256,
                 size=locked_file.size,
                 id=locked_file.id,
                 reason=(
                     "its content changed and the new version replaces it"
-                    if path in desired.files
+                    if path.split("@")[0] in desired.files
                     else "no manifest names it any more"
                 ),
             )
         )
-    return changes, sha_by_id, paths_by_sha
+    return changes, sha_by_id, known_ids_by_sha, paths_by_sha
 
 
 def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
@@ -154,7 +155,7 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
     """
     live_by_id = {a.id: a for a in live.assistants}
     lock_owned_ids = {entry.id for entry in lock.assistants.values()}
-    file_changes, sha_by_id, paths_by_sha = _plan_files(desired, live, lock)
+    file_changes, sha_by_id, known_ids_by_sha, paths_by_sha = _plan_files(desired, live, lock)
 
     # --- assistants ----------------------------------------------------------------------
     tagged: dict[str, list[LiveAssistant]] = defaultdict(list)
@@ -243,5 +244,6 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
         lock_lineage=lock.lineage,
         lock_serial=lock.serial,
         file_names=dict(sorted(names.items())),
+        file_ids={s: i for s, i in sorted(known_ids_by_sha.items()) if s in paths_by_sha},
         forget_assistants=tuple(forget),
     )

@@ -32,7 +32,9 @@ class Lock(BaseModel):
     """Version, lineage (set once), serial (grows with every write), owned objects.
 
     ``assistants`` is keyed by manifest key, ``files`` by project-relative path. Two paths with
-    the same content share one upload, so they carry the same id.
+    the same content share one upload, so they carry the same id. An old upload whose deletion
+    was held back by a failed change stays owned under ``<path>@<sha256 prefix>`` until a later
+    apply deletes it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -105,6 +105,8 @@ class Plan(BaseModel):
     lock_serial: int = 0
     file_names: dict[str, str] = Field(default_factory=dict)
     """Display name (project-relative path) of each content hash the plan mentions."""
+    file_ids: dict[str, str] = Field(default_factory=dict)
+    """The live upload to use for each content hash already on the server (sha256 -> id)."""
     forget_assistants: tuple[str, ...] = ()
     """Lock keys whose assistant is gone and not desired: dropped from the lock on apply."""
 

@@ -20,13 +20,36 @@ one handler per operation), :mod:`.routing` (request/response values, body frami
 
 from __future__ import annotations
 
-from assistsync.server.app import (
-    DEFAULT_MAX_UPLOAD_BYTES,
-    ServerHandle,
-    serve_forever,
-    start_server,
-)
-from assistsync.server.faults import Faults, Stats
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assistsync.server.app import (
+        DEFAULT_MAX_UPLOAD_BYTES,
+        ServerHandle,
+        serve_forever,
+        start_server,
+    )
+    from assistsync.server.faults import Faults, Stats
+
+# Loaded on first use (PEP 562), so that the CLI can register the `server` command and answer
+# `--help` without importing the server's validation models and storage.
+_HOMES = {
+    "DEFAULT_MAX_UPLOAD_BYTES": "assistsync.server.app",
+    "ServerHandle": "assistsync.server.app",
+    "serve_forever": "assistsync.server.app",
+    "start_server": "assistsync.server.app",
+    "Faults": "assistsync.server.faults",
+    "Stats": "assistsync.server.faults",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'assistsync.server' has no attribute {name!r}")
+    return getattr(importlib.import_module(home), name)
+
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",

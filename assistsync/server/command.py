@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from assistsync.server.app import serve_forever
-from assistsync.server.faults import Faults
-
 _HELP = """Run a local Assistants API v1 server (the API is served under /v1).
 
 \b
@@ -115,6 +112,9 @@ def server_command(
     seed: int | None,
     api_key: str | None,
 ) -> None:
+    from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
+    from assistsync.server.faults import Faults
+
     faults = Faults(
         latency_ms=latency_ms,
         rate_limit_rpm=rate_limit_rpm,

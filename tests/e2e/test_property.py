@@ -1,0 +1,156 @@
+"""Property: for generated manifests and live states, apply then plan is empty.
+
+Each example starts a fresh embedded server, applies a generated "previous" configuration,
+disturbs the live state the way people do (edits in a dashboard, deleted assistants, a lost
+lock, assistants nobody manages), then applies a generated "next" configuration with the real
+fetch -> plan -> apply stages. The next plan must be empty, and unmanaged assistants untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from assistsync.api import ApiClient
+from assistsync.applier import Applier
+from assistsync.fetch import fetch_live
+from assistsync.model import Desired, DesiredAssistant, DesiredFile, Lock, SourceLocation
+from assistsync.planner import make_plan
+from assistsync.server import start_server
+
+POOL = {f"docs/{n}.md": f"# {n}\n\ncontent of {n}\n" for n in ("a", "b", "c", "d")}
+POOL["docs/copy-of-a.md"] = POOL["docs/a.md"]  # same content under two paths
+KEYS = ["alpha", "beta", "gamma", "delta"]
+
+tools = st.lists(
+    st.sampled_from(
+        [
+            {"type": "retrieval"},
+            {"type": "code_interpreter"},
+            {
+                "type": "function",
+                "function": {"name": "f1", "parameters": {"type": "object", "properties": {}}},
+            },
+            {
+                "type": "function",
+                "function": {
+                    "name": "f2",
+                    "description": "two",
+                    "parameters": {"type": "object", "properties": {"x": {"type": "integer"}}},
+                },
+            },
+        ]
+    ),
+    max_size=3,
+    unique_by=lambda t: t.get("function", {}).get("name", t["type"]),
+)
+text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=30)
+assistant = st.fixed_dictionaries(
+    {
+        "name": st.none() | text,
+        "model": st.sampled_from(["gpt-4", "gpt-4-turbo"]),
+        "description": st.none() | text,
+        "instructions": st.none() | st.text(max_size=200),
+        "tools": tools,
+        "files": st.lists(st.sampled_from(sorted(POOL)), max_size=3, unique=True),
+        "metadata": st.dictionaries(st.sampled_from(["team", "tier", "x"]), text, max_size=2),
+    }
+)
+configs = st.dictionaries(st.sampled_from(KEYS), assistant, max_size=4)
+disturbance = st.fixed_dictionaries(
+    {
+        "rename": st.lists(st.sampled_from(KEYS), max_size=2, unique=True),
+        "delete": st.lists(st.sampled_from(KEYS), max_size=1),
+        "lose_lock": st.booleans(),
+        "strangers": st.integers(0, 2),
+    }
+)
+
+
+def desired_of(config: dict[str, dict[str, Any]], contents: dict[str, str]) -> Desired:
+    files = {
+        p: DesiredFile(path=p, sha256=hashlib.sha256(c.encode()).hexdigest(), size=len(c.encode()))
+        for p, c in contents.items()
+        if any(p in a["files"] for a in config.values())
+    }
+    assistants = {
+        k: DesiredAssistant(
+            key=k,
+            source=SourceLocation(file="a.yaml"),
+            **{**a, "tools": tuple(a["tools"]), "files": tuple(sorted(a["files"]))},
+        )
+        for k, a in config.items()
+    }
+    return Desired(assistants=assistants, files=files)
+
+
+def converge(client: ApiClient, root: Path, desired: Desired, lock: Lock) -> Lock:
+    plan = make_plan(desired, fetch_live(client, desired, lock), lock)
+    result = Applier(client, plan, desired, lock, root, save=lambda _: None).run()
+    assert result.failures == []
+    return result.lock
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(before=configs, after=configs, noise=disturbance, edited=st.sampled_from(sorted(POOL)))
+def test_apply_then_plan_is_empty(
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    noise: dict[str, Any],
+    edited: str,
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp, start_server(port=0) as server:
+        root = Path(tmp)
+        contents = dict(POOL)
+        for path, content in contents.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(content, encoding="utf-8")
+        headers = {"Authorization": "Bearer sk-p", "OpenAI-Beta": "assistants=v1"}
+        with (
+            ApiClient(server.base_url, "sk-p") as client,
+            httpx.Client(base_url=server.base_url, headers=headers) as raw,
+        ):
+            lock = converge(client, root, desired_of(before, contents), Lock(lineage="p"))
+            strangers = [
+                raw.post("/assistants", json={"model": "gpt-4", "name": f"theirs {i}"}).json()
+                for i in range(noise["strangers"])
+            ]
+            for key in noise["rename"]:
+                if key in lock.assistants:
+                    raw.post(f"/assistants/{lock.assistants[key].id}", json={"name": "by hand"})
+            for key in noise["delete"]:
+                if key in lock.assistants:
+                    raw.delete(f"/assistants/{lock.assistants[key].id}")
+            if noise["lose_lock"]:
+                lock = Lock(lineage="p2")
+            contents[edited] = contents[edited] + "edited\n"
+            (root / edited).write_text(contents[edited], encoding="utf-8")
+
+            want = desired_of(after, contents)
+            lock = converge(client, root, want, lock)
+
+            final = make_plan(want, fetch_live(client, want, lock), lock)
+            assert not final.has_changes, final.summary()
+            assert final.drift == ()
+            live = raw.get("/assistants", params={"limit": 100}).json()["data"]
+            tagged = [
+                a["metadata"]["assistsync_key"] for a in live if "assistsync_key" in a["metadata"]
+            ]
+            for key in after:
+                assert tagged.count(key) == 1, f"{key}: a duplicate or a missing assistant"
+            if not noise["lose_lock"]:
+                # with the lock lost, an assistant dropped from the manifests in the same
+                # change cannot be told apart from another project's, so it is left alone
+                assert sorted(tagged) == sorted(after), "a leftover assistant"
+            for s in strangers:
+                assert raw.get(f"/assistants/{s['id']}").json() == s
