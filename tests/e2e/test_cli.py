@@ -1,0 +1,99 @@
+"""The CLI as a newcomer and an impatient user meet it: the quickstart on the sandbox, Ctrl-C,
+a busy lock, colour rules."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from e2ekit import API_KEY, Api, Project
+
+from assistsync.server import ServerHandle
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "quickstart"
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    return subprocess.run(
+        [sys.executable, "-m", "assistsync", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        env={**env, "NO_COLOR": "1"},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_quickstart_on_the_sandbox_persists_between_commands(tmp_path: Path) -> None:
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
+    first = cli(root, "--sandbox", "plan", "--detailed-exitcode")
+    assert first.returncode == 2, first.stderr
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in first.stdout
+    applied = cli(root, "--sandbox", "apply", "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in applied.stdout
+    assert (root / ".assistsync" / "sandbox.db").exists()
+    again = cli(root, "--sandbox", "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No changes. Your assistants match the configuration." in again.stdout
+    assert cli(root, "validate").returncode == 0
+
+
+def test_ctrl_c_exits_130_and_the_lock_holds_what_finished(
+    project: Project, api: Api, server: ServerHandle
+) -> None:
+    many = "".join(f"  bot-{i:02d}:\n    model: gpt-4\n" for i in range(40))
+    project.write("assistants/many.yaml", "assistants:\n" + many)
+    server.faults.latency_ms = 150
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update({"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": API_KEY, "NO_COLOR": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistsync", "-C", str(project.root), "apply", "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lock_path = project.root / "assistsync.lock"
+    deadline = time.monotonic() + 60
+    while not lock_path.exists() and time.monotonic() < deadline:  # wait for the first change
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    assert "Traceback" not in err
+    server.faults.latency_ms = 0
+    lock = project.lock()
+    live = api.by_key()
+    assert 0 < len(live) < 42, "the interrupt came too late to test anything"
+    assert {k: v["id"] for k, v in lock["assistants"].items()} == {
+        k: a["id"] for k, a in live.items()
+    }
+    resumed = project.run("apply", "--auto-approve")
+    assert resumed.code == 0, resumed.all
+    assert len(api.by_key()) == 42
+
+
+def test_a_second_apply_is_refused_while_one_holds_the_lock(project: Project) -> None:
+    from assistsync.lockfile import exclusive
+
+    with exclusive(project.root / "assistsync.lock"):
+        result = project.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "another apply is running" in result.err
+    assert f"pid {os.getpid()}" in result.err
+
+
+def test_help_documents_exit_codes_and_environment() -> None:
+    result = cli(Path("."), "--help")
+    assert result.returncode == 0
+    for text in ("130", "--detailed-exitcode", "OPENAI_BASE_URL", "OPENAI_API_KEY", "--sandbox"):
+        assert text in result.stdout
