@@ -463,7 +463,6 @@ class Applier:
         On KeyboardInterrupt, calls not yet started are cancelled, calls in flight finish and
         are recorded, the lock is written, and the interrupt propagates.
         """
-        lock = self.recorder.lock
         self._id_by_sha = dict(self.plan.file_ids)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
         try:

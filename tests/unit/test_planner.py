@@ -108,7 +108,8 @@ def test_drift_is_reported_apart_and_reverted() -> None:
     assert drift.changed == ("description",)
     (change,) = plan.assistants
     assert change.action == "update"
-    assert change.after is not None and change.after.description == "orig"
+    assert change.after is not None
+    assert change.after.description == "orig"
 
 
 def test_assistant_deleted_outside_is_drift_and_recreated() -> None:

@@ -1,0 +1,72 @@
+"""API -> Live: read the account's state for a plan, read-only, at the request floor.
+
+The assistant object carries its ``file_ids``, so the whole live state costs ``ceil(N/100)``
+GET /assistants pages (at least one) plus one GET /files?purpose=assistants, whatever the number
+of assistants and attachments: never a request per assistant. The /files list runs on a second
+thread while the assistant pages are followed, so the wall time is the page chain alone.
+
+The one case that costs more is lock recovery: a desired file whose content (sha256) the lock
+does not know may already be uploaded (a lost lock, an apply interrupted after an upload). Live
+files that could be it (same basename, same size, not owned by the lock) are downloaded once
+each and hashed; their hashes go into ``Live.file_sha256`` so the planner can adopt an upload
+instead of making a duplicate. That is one extra GET /files/{id}/content per candidate.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from assistsync.api import ApiClient
+from assistsync.model import Desired, Live, LiveFile, Lock
+
+RECOVERY_WORKERS = 4
+"""Downloads hashed at once during lock recovery (rare; bounded so a large account stays polite)."""
+
+
+def recovery_candidates(desired: Desired, lock: Lock, files: list[LiveFile]) -> list[str]:
+    """Ids of live files that must be hashed to recognise uploads the lock does not record.
+
+    For each desired file whose sha256 no lock entry holds: live files with the same basename
+    and size whose id the lock does not own. Each id appears once, in live order.
+    """
+    known_shas = {f.sha256 for f in lock.files.values()}
+    owned = lock.file_ids()
+    wanted = {
+        (path.rsplit("/", 1)[-1], f.size)
+        for path, f in desired.files.items()
+        if f.sha256 not in known_shas
+    }
+    if not wanted:
+        return []
+    seen: set[str] = set()
+    candidates: list[str] = []
+    for live in files:
+        if live.id in owned or live.id in seen:
+            continue
+        if (live.filename, live.bytes) in wanted:
+            seen.add(live.id)
+            candidates.append(live.id)
+    return candidates
+
+
+def fetch_live(client: ApiClient, desired: Desired, lock: Lock) -> Live:
+    """The live state: every assistant (API order), every ``assistants`` file, recovery hashes.
+
+    Costs exactly ``ceil(N/100)`` (at least 1) + 1 requests when no lock recovery is needed
+    (see the module docs). Raises :class:`~assistsync.errors.ApiError` on any API failure.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assistsync-fetch") as pool:
+        files_future = pool.submit(client.list_files, "assistants")
+        assistants = client.list_assistants()
+        files = files_future.result()
+
+    candidates = recovery_candidates(desired, lock, files)
+    hashes: dict[str, str] = {}
+    if candidates:
+        with ThreadPoolExecutor(
+            max_workers=min(RECOVERY_WORKERS, len(candidates)),
+            thread_name_prefix="assistsync-hash",
+        ) as pool:
+            hashes = dict(zip(candidates, pool.map(client.file_sha256, candidates), strict=True))
+
+    return Live(assistants=tuple(assistants), files=tuple(files), file_sha256=hashes)
