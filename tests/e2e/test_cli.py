@@ -97,3 +97,37 @@ def test_help_documents_exit_codes_and_environment() -> None:
     assert result.returncode == 0
     for text in ("130", "--detailed-exitcode", "OPENAI_BASE_URL", "OPENAI_API_KEY", "--sandbox"):
         assert text in result.stdout
+
+
+def _apply_on_a_terminal(project: Project, answer: str) -> tuple[int, str]:
+    """Run apply with its stdin on a pseudo-terminal and type ``answer`` at the prompt."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update({"OPENAI_BASE_URL": project.server.base_url, "OPENAI_API_KEY": API_KEY})
+    with subprocess.Popen(
+        [sys.executable, "-m", "assistsync", "-C", str(project.root), "apply"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**env, "NO_COLOR": "1"},
+    ) as proc:
+        os.close(follower)
+        os.write(leader, f"{answer}\n".encode())
+        out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    return proc.returncode, out
+
+
+def test_apply_on_a_terminal_asks_and_only_yes_confirms(project: Project, api: Api) -> None:
+    code, out = _apply_on_a_terminal(project, "y")
+    assert code == 1
+    assert "Only 'yes' will be accepted" in out
+    assert "Apply cancelled." in out
+    assert api.assistants() == []
+    code, out = _apply_on_a_terminal(project, "yes")
+    assert code == 0, out
+    assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in out
+    assert len(api.by_key()) == 2

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from e2ekit import API_KEY, Api, Project
 
+from assistsync.server import ServerHandle
+
 
 def applied(project: Project) -> None:
     result = project.run("apply", "--auto-approve")
@@ -14,7 +16,7 @@ def applied(project: Project) -> None:
     assert "Apply complete!" in result.out
 
 
-def test_create_then_second_plan_is_empty(project: Project, api: Api) -> None:
+def test_create_then_second_plan_is_empty(project: Project, api: Api, server: ServerHandle) -> None:
     plan = project.run("plan", "--detailed-exitcode")
     assert plan.code == 2, plan.all
     assert "Plan: 4 to add, 0 to change, 0 to destroy." in plan.out  # 2 files + 2 assistants
@@ -38,9 +40,12 @@ def test_create_then_second_plan_is_empty(project: Project, api: Api) -> None:
     assert lock["serial"] >= 1
     assert lock["lineage"]
 
+    server.stats.reset()
     again = project.run("plan", "--detailed-exitcode")
     assert again.code == 0, again.all
     assert "No changes. Your assistants match the configuration." in again.out
+    # the request floor: one page of assistants (limit=100) and one /files list
+    assert server.stats.by_route == {"GET /v1/assistants": 1, "GET /v1/files": 1}
 
 
 def test_instructions_edit_updates_in_place(project: Project, api: Api) -> None:
