@@ -81,6 +81,18 @@ def error_fields(response: httpx.Response, body: bytes) -> tuple[str, str | None
     )
 
 
+def _with_outcome(message: str, retries: int, lost: bool) -> str:
+    """``message`` plus how many retries were spent and, when lost, why it was not re-sent."""
+    if retries:
+        message += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
+    if lost:
+        message += (
+            ". The request may have been carried out; it was not re-sent because that could "
+            "create a duplicate"
+        )
+    return message
+
+
 def _status_message(status: int, api_message: str, base: str) -> str:
     """The sentence telling the user what a status means and what to do about it."""
     api_message = api_message.rstrip(". ")
@@ -113,13 +125,7 @@ def response_error(
     request = response.request
     api_message, code, param = error_fields(response, body)
     message = _status_message(response.status_code, redact(api_message), base)
-    if retries:
-        message += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    if lost:
-        message += (
-            ". The request may have been carried out; it was not re-sent because that could "
-            "create a duplicate"
-        )
+    message = _with_outcome(message, retries, lost)
     cls = ResponseLostError if lost else ApiError
     return cls(
         message,
@@ -180,12 +186,6 @@ def transport_error(
     else:
         detail = redact(str(exc)) or type(exc).__name__
         message = f"request to {base} failed: {detail}"
-    if retries:
-        message += f" (after {retries} retr{'y' if retries == 1 else 'ies'})"
-    if lost:
-        message += (
-            ". The request may have been carried out; it was not re-sent because that could "
-            "create a duplicate"
-        )
+    message = _with_outcome(message, retries, lost)
     cls = ResponseLostError if lost else ApiError
     return cls(message, method=request.method, path=request.url.path)
