@@ -1,0 +1,110 @@
+"""``python -m benchmarks``: options, the run, the markdown on stdout (progress on stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.report import markdown, to_json
+from benchmarks.suite import Options, Suite
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"sizes must be integers, got {text!r}") from exc
+    if not sizes or any(n < 1 for n in sizes):
+        raise argparse.ArgumentTypeError("sizes must be positive integers")
+    return sizes
+
+
+def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=(
+            "Run assistsync (the real CLI, in a subprocess) and a hand-written openai-SDK script "
+            "against the embedded server (in its own subprocess) over loopback, and print a "
+            "markdown table with the request/time floors and the ratios."
+        ),
+    )
+    parser.add_argument(
+        "--sizes", type=_sizes, default=None, help="assistant counts (default 100,1000)"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=25.0, help="server latency per request (25)"
+    )
+    parser.add_argument(
+        "--rate-limit-rpm", type=int, default=3000, help="limit of the rate-limit case (3000)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="assistsync apply --concurrency (8)"
+    )
+    parser.add_argument(
+        "--large-file-mb", type=int, default=None, help="size of the large file (200)"
+    )
+    parser.add_argument(
+        "--startup-runs", type=int, default=None, help="runs per start-up case, median (5)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="runs per read-only case, median (3)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="workload seed (1)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="sizes 100, a 20 MB large file, 3 start-up runs, 1 run per read-only case "
+        "(each unless given explicitly)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the SDK baseline")
+    parser.add_argument("--out", type=Path, help="also write the markdown here")
+    parser.add_argument("--json", type=Path, help="write the raw results (seconds, bytes) here")
+    parser.add_argument(
+        "--workdir", type=Path, help="where projects and logs go (default: a temporary directory)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    options = Options(
+        sizes=args.sizes or ((100,) if quick else (100, 1000)),
+        latency_ms=args.latency_ms,
+        rate_limit_rpm=args.rate_limit_rpm,
+        concurrency=args.concurrency,
+        large_file_mb=args.large_file_mb or (20 if quick else 200),
+        startup_runs=args.startup_runs or (3 if quick else 5),
+        repeats=args.repeats or (1 if quick else 3),
+        seed=args.seed,
+        baseline=not args.no_baseline,
+    )
+    if options.rate_limit_rpm < 1:
+        parser.error("--rate-limit-rpm must be at least 1")
+    return options, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, args = parse(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="assistsync-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    log(f"work directory: {work}")
+    try:
+        results = Suite(options, work, log).run()
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    text = markdown(results, options, time.perf_counter() - started)
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    if args.json:
+        args.json.write_text(json.dumps(to_json(results, options), indent=2), encoding="utf-8")
+    return 0

@@ -1,0 +1,88 @@
+"""Smoke test of ``python -m benchmarks`` at tiny sizes: it completes and its table is sane.
+
+No timing assertions (speed is what the benchmark reports, not what a test asserts): only that
+every case ran, every apply succeeded, requests were counted, and a plan cost its floor.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+
+KINDS = {
+    "apply-empty",
+    "plan",
+    "apply-edit",
+    "apply-rate",
+    "local-validate",
+    "local-plan",
+    "large",
+    "help",
+    "version",
+}
+
+
+def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    out_json = tmp_path / "results.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--sizes",
+            "5",
+            "--latency-ms",
+            "0",
+            "--rate-limit-rpm",
+            "60000",
+            "--large-file-mb",
+            "1",
+            "--startup-runs",
+            "1",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--json",
+            str(out_json),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Traceback" not in proc.stderr
+
+    data = json.loads(out_json.read_text(encoding="utf-8"))
+    results: list[dict[str, Any]] = data["results"]
+    assert {r["kind"] for r in results} == KINDS
+
+    for r in results:
+        ours = r["ours"]
+        assert ours["ok"], (r["case"], ours["note"])
+        assert ours["wall_s"] > 0
+        assert ours["maxrss_bytes"] > 0
+        if r["kind"] in ("help", "version", "local-validate"):
+            continue
+        assert ours["requests"] > 0, r["case"]
+        assert r["floor"]["requests"] > 0
+        assert ours["requests"] >= r["floor"]["requests"], r["case"]
+        baseline = r["baseline"]
+        # Either the SDK ran and succeeded, or its columns say why not.
+        assert baseline["ok"] if baseline["wall_s"] is not None else baseline["note"]
+
+    for r in results:
+        if r["kind"] in ("plan", "local-plan"):
+            assert r["ours"]["requests"] == r["floor"]["requests"] == 2, r
+
+    # The markdown on stdout has a row per case and the targets section.
+    text = proc.stdout
+    for r in results:
+        assert f"| {r['case']} |" in text
+    assert "### Targets" in text
+    assert "### Machine" in text
