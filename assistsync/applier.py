@@ -70,54 +70,81 @@ class ApplyResult:
 
 
 class LockRecorder:
-    """The current lock, persisted by ``save`` after every change.
+    """The current lock, persisted by ``save`` after every change, on a writer thread of its own.
 
-    Writes are combined: the thread that records a change writes the lock unless another thread
-    is already writing, in which case that writer loops and picks the change up. So every change
-    is followed by a write that contains it, and 1,000 concurrent changes do not cost 1,000
-    serialisations of a growing lock.
+    ``update`` changes the lock in memory and wakes the writer; the writer always writes the
+    newest lock, so every change is followed by a write that contains it, and concurrent changes
+    share one write. Writing on its own thread keeps all API workers sending requests while the
+    lock is serialised and fsynced. ``flush`` waits until everything recorded is written and
+    raises what a failed write raised.
     """
 
     def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
         self._lock = lock
         self._save = save
-        self._state = threading.Lock()
-        self._writing = threading.Lock()
+        self._cond = threading.Condition()
         self._dirty = False
-        self._written_serial = lock.serial
+        self._writing = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._serial = lock.serial
+        self._thread = threading.Thread(target=self._run, name="assistsync-lock", daemon=True)
+        self._thread.start()
 
     @property
     def lock(self) -> Lock:
         """The lock as it stands (including changes not yet written)."""
-        with self._state:
+        with self._cond:
             return self._lock
 
     def update(self, change: Callable[[Lock], Lock]) -> None:
-        """Apply ``change`` to the lock and make sure it gets written."""
-        with self._state:
+        """Apply ``change`` to the lock and have it written."""
+        with self._cond:
+            if self._error is not None:
+                raise self._error
             self._lock = change(self._lock)
             self._dirty = True
-        self._flush(block=False)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._dirty and not self._closed:
+                    self._cond.wait()
+                if not self._dirty:
+                    return
+                self._dirty = False
+                self._serial += 1
+                self._lock = self._lock.model_copy(update={"serial": self._serial})
+                snapshot = self._lock
+                self._writing = True
+            try:
+                self._save(snapshot)
+            except BaseException as exc:  # handed to the applier by update()/flush()
+                with self._cond:
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()
 
     def flush(self) -> None:
-        """Write any change not yet written (waits for a write in progress)."""
-        self._flush(block=True)
+        """Wait until every recorded change is written; raise a write's failure."""
+        with self._cond:
+            while (self._dirty or self._writing) and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
 
-    def _flush(self, *, block: bool) -> None:
-        if not self._writing.acquire(blocking=block):
-            return
+    def close(self) -> None:
+        """Flush, then stop the writer thread."""
         try:
-            while True:
-                with self._state:
-                    if not self._dirty:
-                        return
-                    self._dirty = False
-                    self._written_serial += 1
-                    self._lock = self._lock.model_copy(update={"serial": self._written_serial})
-                    snapshot = self._lock
-                self._save(snapshot)
+            self.flush()
         finally:
-            self._writing.release()
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            self._thread.join()
 
 
 def _create_body(key: str, config: AssistantConfig, file_ids: list[str]) -> dict[str, Any]:
@@ -475,6 +502,6 @@ class Applier:
                 self.recorder.update(self._tidy_lock)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self.recorder.flush()
+            self.recorder.close()
         self.result.lock = self.recorder.lock
         return self.result

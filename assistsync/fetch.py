@@ -14,10 +14,11 @@ instead of making a duplicate. That is one extra GET /files/{id}/content per can
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from assistsync.api import ApiClient
-from assistsync.model import Desired, Live, LiveFile, Lock
+from assistsync.model import Desired, Live, LiveAssistant, LiveFile, Lock
 
 RECOVERY_WORKERS = 4
 """Downloads hashed at once during lock recovery (rare; bounded so a large account stays polite)."""
@@ -49,16 +50,62 @@ def recovery_candidates(desired: Desired, lock: Lock, files: list[LiveFile]) -> 
     return candidates
 
 
-def fetch_live(client: ApiClient, desired: Desired, lock: Lock) -> Live:
-    """The live state: every assistant (API order), every ``assistants`` file, recovery hashes.
+Listing = tuple[list[LiveAssistant], list[LiveFile]]
 
-    Costs exactly ``ceil(N/100)`` (at least 1) + 1 requests when no lock recovery is needed
-    (see the module docs). Raises :class:`~assistsync.errors.ApiError` on any API failure.
+
+def list_account(client: ApiClient) -> Listing:
+    """Every assistant (API order) and every ``assistants`` file: the request floor.
+
+    The /files list runs on a second thread while the assistant pages are followed.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="assistsync-fetch") as pool:
         files_future = pool.submit(client.list_files, "assistants")
         assistants = client.list_assistants()
         files = files_future.result()
+    return assistants, files
+
+
+class BackgroundListing:
+    """``list_account`` started now on a daemon thread, so that it overlaps local work (loading
+    and validating the manifests) instead of following it. ``result()`` waits for it.
+
+    A daemon thread, not an executor: if the local work fails (a bad manifest), the process
+    reports that at once instead of waiting for the listing or its retries to end.
+    """
+
+    def __init__(self, client: ApiClient) -> None:
+        self._result: Listing | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(client,), name="assistsync-listing", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, client: ApiClient) -> None:
+        try:
+            self._result = list_account(client)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self) -> Listing:
+        """The listing, or the ``ApiError`` it failed with."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def fetch_live(
+    client: ApiClient, desired: Desired, lock: Lock, listing: Listing | None = None
+) -> Live:
+    """The live state: every assistant (API order), every ``assistants`` file, recovery hashes.
+
+    Costs exactly ``ceil(N/100)`` (at least 1) + 1 requests when no lock recovery is needed
+    (see the module docs), or none beyond recovery when ``listing`` was already fetched (see
+    ``BackgroundListing``). Raises :class:`~assistsync.errors.ApiError` on any API failure.
+    """
+    assistants, files = listing if listing is not None else list_account(client)
 
     candidates = recovery_candidates(desired, lock, files)
     hashes: dict[str, str] = {}

@@ -1,9 +1,9 @@
 """Read and write the lock file: deterministic JSON, atomic replace, one writer at a time.
 
 The lock is committed next to the manifests, so its text must only change when its content
-does: sorted keys, two-space indent, a trailing newline, no timestamps. Every write goes to a
-temporary file in the same directory, is fsynced, and replaces the lock with ``os.replace``;
-the previous version is kept as ``<lock>.backup``.
+does: sorted keys, one line per assistant and per file, a trailing newline, no timestamps.
+Every write goes to a temporary file in the same directory, is fsynced, and replaces the lock
+with ``os.replace``; the previous version is kept as ``<lock>.backup``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from assistsync.errors import AssistsyncError, LockBusyError
 from assistsync.model import LOCK_VERSION, Lock
@@ -34,12 +34,65 @@ def with_lineage(lock: Lock) -> Lock:
     return lock if lock.lineage else lock.model_copy(update={"lineage": str(uuid.uuid4())})
 
 
+def _compact(value: object) -> str:
+    # no indent: the json module's C encoder, ~10x faster than indented output
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+_ENTRY_TEXT: dict[int, tuple[BaseModel, str]] = {}
+"""id(entry) -> (entry, its JSON). Locks are copied with unchanged entries shared, so an apply
+that rewrites the lock after every change serialises each entry once. Holding the entry keeps
+its id from being reused while it is cached."""
+
+
+def _entry_text(entry: BaseModel) -> str:
+    hit = _ENTRY_TEXT.get(id(entry))
+    if hit is not None and hit[0] is entry:
+        return hit[1]
+    if len(_ENTRY_TEXT) > 100_000:
+        _ENTRY_TEXT.clear()
+    text = _compact(entry.model_dump(mode="json"))
+    _ENTRY_TEXT[id(entry)] = (entry, text)
+    return text
+
+
+def _section(name: str, entries: Mapping[str, BaseModel]) -> list[str]:
+    if not entries:
+        return [f"  {_compact(name)}: {{}}"]
+    items = sorted(entries.items())
+    lines = [f"  {_compact(name)}: {{"]
+    lines += [
+        f"    {_compact(key)}: {_entry_text(entry)}{',' if i < len(items) - 1 else ''}"
+        for i, (key, entry) in enumerate(items)
+    ]
+    lines.append("  }")
+    return lines
+
+
 def lock_text(lock: Lock) -> str:
-    """The exact text written for ``lock`` (deterministic)."""
-    return (
-        json.dumps(lock.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False)
-        + "\n"
-    )
+    """The exact text written for ``lock``: deterministic JSON, one line per assistant and per
+    file, keys sorted, a trailing newline.
+
+    One line per entry keeps a change to one assistant a one-line diff in review, and lets the
+    lock be rewritten after every change of a 1,000-assistant apply without dominating it.
+    """
+    sections = {
+        "assistants": _section("assistants", lock.assistants),
+        "files": _section("files", lock.files),
+        "lineage": [f"  {_compact('lineage')}: {_compact(lock.lineage)}"],
+        "serial": [f"  {_compact('serial')}: {lock.serial}"],
+        "version": [f"  {_compact('version')}: {lock.version}"],
+    }
+    assert set(sections) == set(Lock.model_fields), "lock_text must write every Lock field"
+    lines = ["{"]
+    names = sorted(sections)
+    for i, name in enumerate(names):
+        part = sections[name]
+        if i < len(names) - 1:
+            part = [*part[:-1], part[-1] + ","]
+        lines += part
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def read_lock(path: Path) -> Lock:

@@ -47,17 +47,25 @@ def live_config(assistant: LiveAssistant, sha_by_id: dict[str, str]) -> Assistan
         tools=assistant.tools,
         files=tuple(sha_by_id.get(i, UNKNOWN_FILE_PREFIX + i) for i in assistant.file_ids),
         metadata=metadata,
-    ).normalized()
+    )
 
 
-def _fingerprint(value: object) -> str:
-    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+def _fingerprint(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def desired_fingerprint(desired: Desired) -> str:
-    """A hash of what the manifests ask for (source positions excluded: comments don't count)."""
+    """A hash of what the manifests ask for (source positions excluded: comments don't count).
+
+    Serialised by pydantic (fields in declaration order, mappings in the order the manifests
+    give them), which is deterministic for the same manifests and the same assistsync.
+    """
     return _fingerprint(
-        desired.model_dump(mode="json", exclude={"assistants": {"__all__": {"source"}}})
+        desired.model_dump_json(exclude={"assistants": {"__all__": {"source"}}}).encode()
     )
 
 
@@ -69,17 +77,10 @@ def live_fingerprint(live: Live, lock: Lock) -> str:
     """
     owned_ids = {a.id for a in lock.assistants.values()}
     file_ids = lock.file_ids() | set(live.file_sha256)
-    relevant = {
-        "assistants": [
-            a.model_dump(mode="json")
-            for a in live.assistants
-            if a.id in owned_ids or a.tag is not None
-        ],
-        "files": [f.model_dump(mode="json") for f in live.files if f.id in file_ids],
-        "file_sha256": live.file_sha256,
-        "lock": [lock.lineage, lock.serial],
-    }
-    return _fingerprint(relevant)
+    parts = [a.model_dump_json().encode() for a in live.assistants if a.id in owned_ids or a.tag]
+    parts += [f.model_dump_json().encode() for f in live.files if f.id in file_ids]
+    parts.append(canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode())
+    return _fingerprint(*parts)
 
 
 def _oldest(candidates: list[LiveAssistant]) -> LiveAssistant:

@@ -38,15 +38,17 @@ def apply_command(
     from assistsync.cli.context import open_client
     from assistsync.cli.output import echo_lines, progress
     from assistsync.cli.saved import check_fresh, load_plan
-    from assistsync.cli.stages import compute, load
+    from assistsync.cli.stages import compute
     from assistsync.lockfile import exclusive, with_lineage, write_lock
+    from assistsync.manifest import locate_lock
     from assistsync.render import plan_lines
 
     saved = load_plan(planfile) if planfile is not None else None
-    project = load(settings)
-    with exclusive(project.lock_path), open_client(settings) as client:
-        planned = compute(settings, client, project)
-        plan = planned.plan
+    # Take the one-writer lock first (its path needs only assistsync.yaml), then read the live
+    # state while the manifests load: nothing another apply does can slip in between.
+    with exclusive(locate_lock(settings.root.resolve())), open_client(settings) as client:
+        planned = compute(settings, client)
+        plan, project = planned.plan, planned.project
         if saved is not None:
             check_fresh(saved, plan)
             plan = saved

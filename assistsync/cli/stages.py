@@ -31,12 +31,20 @@ def load(settings: Settings) -> Project:
 
 
 def compute(settings: Settings, client: ApiClient, project: Project | None = None) -> Planned:
-    """Load, read the lock, fetch the live state, and plan. Read-only."""
-    from assistsync.fetch import fetch_live
+    """Load, read the lock, fetch the live state, and plan. Read-only.
+
+    When the project is not loaded yet, the account is listed in the background while the
+    manifests load: the listing is mostly waiting on the network, loading is local work.
+    """
+    from assistsync.fetch import BackgroundListing, fetch_live
     from assistsync.lockfile import read_lock
     from assistsync.planner import make_plan
 
-    project = project or load(settings)
+    listing = None
+    if project is None:
+        background = BackgroundListing(client)
+        project = load(settings)
+        listing = background.result()
     lock = read_lock(project.lock_path)
-    live = fetch_live(client, project.desired, lock)
+    live = fetch_live(client, project.desired, lock, listing)
     return Planned(project, lock, live, make_plan(project.desired, live, lock))

@@ -8,6 +8,6 @@ it validates against is ``assistsync.model.manifest`` (also published as JSON Sc
 
 from __future__ import annotations
 
-from assistsync.manifest.loader import CONFIG_NAME, Project, load_project
+from assistsync.manifest.loader import CONFIG_NAME, Project, load_project, locate_lock
 
-__all__ = ["CONFIG_NAME", "Project", "load_project"]
+__all__ = ["CONFIG_NAME", "Project", "load_project", "locate_lock"]

@@ -498,13 +498,8 @@ def _plain_json(value: Any) -> tuple[Any, str | None]:
     return None, f"must be JSON: {value!r} is not a JSON value (quote it)"
 
 
-def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
-    """Load and validate the project in directory ``root`` (or the ``assistsync.yaml`` itself).
-
-    ``env`` supplies ``${VAR}`` values (default: ``os.environ``). Raises ``ManifestError`` with
-    every problem found, each located as ``FILE:LINE:COL`` with FILE relative to the project
-    root; raises ``AssistsyncError`` when ``root`` holds no ``assistsync.yaml``. Never writes.
-    """
+def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, ProjectConfig, YMap]:
+    """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data."""
     start = Path(root)
     if start.name == CONFIG_NAME and start.is_file():
         start = start.parent
@@ -517,6 +512,31 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
         )
     loader = _Loader(root=resolved, env=os.environ if env is None else env)
     config, data = loader.load_config(config_path)
+    return loader, config_path, config, data
+
+
+def locate_lock(root: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The lock file's path, from ``assistsync.yaml`` alone (the manifests are not read).
+
+    Lets apply take the one-writer lock before it reads the live state, and read the live
+    state while the manifests load. Raises as ``load_project`` does for the project file.
+    """
+    loader, config_path, config, data = _open(root, env)
+    path = loader.lock_path(config, data, config_path)
+    if loader.diagnostics:
+        raise ManifestError(loader.diagnostics)
+    return path
+
+
+def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
+    """Load and validate the project in directory ``root`` (or the ``assistsync.yaml`` itself).
+
+    ``env`` supplies ``${VAR}`` values (default: ``os.environ``). Raises ``ManifestError`` with
+    every problem found, each located as ``FILE:LINE:COL`` with FILE relative to the project
+    root; raises ``AssistsyncError`` when ``root`` holds no ``assistsync.yaml``. Never writes.
+    """
+    loader, config_path, config, data = _open(root, env)
+    resolved = loader.root
     lock_path = loader.lock_path(config, data, config_path)
     manifest_paths = loader.find_manifests(config, data, config_path)
 

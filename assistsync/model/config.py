@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TAG_KEY = "assistsync_key"
 """Metadata key assistsync sets on every assistant it creates: the manifest key it belongs to."""
@@ -46,6 +46,7 @@ class AssistantConfig(BaseModel):
 
     ``files`` holds the sha256 of each attached file, sorted; ``metadata`` is the user's metadata
     without the ``assistsync_key`` tag (the tag is added on the wire, see ``wire_metadata``).
+    Values are normalised on construction (see ``differing_fields``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,38 +59,49 @@ class AssistantConfig(BaseModel):
     files: tuple[str, ...] = ()
     metadata: dict[str, str] = Field(default_factory=dict)
 
-    def normalized(self) -> AssistantConfig:
-        """The same configuration with tools normalised and files sorted/deduplicated."""
-        return self.model_copy(
-            update={
-                "tools": tuple(normalize_tool(t) for t in self.tools),
-                "files": tuple(sorted(set(self.files))),
-                "metadata": dict(sorted(self.metadata.items())),
-            }
-        )
+    @field_validator("tools")
+    @classmethod
+    def _normalize_tools(cls, tools: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        return tuple(normalize_tool(t) for t in tools)
+
+    @field_validator("files")
+    @classmethod
+    def _sort_files(cls, files: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(set(files)))
+
+    @field_validator("metadata")
+    @classmethod
+    def _sort_metadata(cls, metadata: dict[str, str]) -> dict[str, str]:
+        return dict(sorted(metadata.items()))
 
     def digest(self) -> AssistantConfig:
-        """The form the lock records: normalised, instructions replaced by their sha256.
+        """The form the lock records: instructions replaced by their sha256.
 
         Instructions can be hundreds of kilobytes; the lock only needs to know whether they
         changed outside assistsync, and a committed lock should not repeat every prompt.
         """
-        norm = self.normalized()
-        if norm.instructions is None or norm.instructions.startswith(DIGEST_PREFIX):
-            return norm
-        digest = hashlib.sha256(norm.instructions.encode()).hexdigest()
-        return norm.model_copy(update={"instructions": DIGEST_PREFIX + digest})
+        if self.instructions is None or self.instructions.startswith(DIGEST_PREFIX):
+            return self
+        digest = hashlib.sha256(self.instructions.encode()).hexdigest()
+        return self.model_copy(update={"instructions": DIGEST_PREFIX + digest})
 
     def differing_fields(self, other: AssistantConfig) -> tuple[str, ...]:
         """Fields whose comparable values differ, in ``CONFIG_FIELDS`` order.
 
-        Tools (function schemas) are compared as canonical JSON, so key order never matters.
+        Every configuration is normalised when it is built (tools without ``None`` members,
+        files sorted, metadata sorted), so plain equality compares the rest; tools (function
+        schemas) are compared as canonical JSON, where key order never matters but ``1`` and
+        ``true`` differ, as they do to the API.
         """
-        mine = self.normalized().model_dump(mode="json")
-        theirs = other.normalized().model_dump(mode="json")
-        return tuple(
-            f for f in CONFIG_FIELDS if canonical_json(mine[f]) != canonical_json(theirs[f])
-        )
+        out = []
+        for field in CONFIG_FIELDS:
+            mine, theirs = getattr(self, field), getattr(other, field)
+            if field == "tools":
+                if mine != theirs or canonical_json(mine) != canonical_json(theirs):
+                    out.append(field)
+            elif mine != theirs:
+                out.append(field)
+        return tuple(out)
 
 
 def wire_metadata(metadata: dict[str, str], key: str) -> dict[str, str]:

@@ -54,7 +54,7 @@ class DesiredAssistant(BaseModel):
             tools=self.tools,
             files=tuple(files[p].sha256 for p in self.files),
             metadata=self.metadata,
-        ).normalized()
+        )
 
 
 class Desired(BaseModel):
