@@ -46,7 +46,7 @@ Environment:
     "-C",
     "--directory",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=".",
     show_default=True,
     help="Project directory (the one holding assistsync.yaml).",

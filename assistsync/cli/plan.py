@@ -41,8 +41,10 @@ def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Pat
     from assistsync.cli.output import echo_lines
     from assistsync.cli.saved import save_plan
     from assistsync.cli.stages import compute
+    from assistsync.manifest import locate_lock
     from assistsync.render import plan_lines, render_json, render_markdown
 
+    locate_lock(settings.root.resolve())  # a missing or broken assistsync.yaml is said first
     with open_client(settings) as client:
         planned = compute(settings, client)
     plan = planned.plan

@@ -507,8 +507,8 @@ def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, Pro
     config_path = resolved / CONFIG_NAME
     if not config_path.is_file():
         raise AssistsyncError(
-            f"no {CONFIG_NAME} in DIR: {resolved}; run assistsync in a project directory or "
-            "pass it (see examples/quickstart for a minimal project)"
+            f"no {CONFIG_NAME} in {resolved}: run assistsync in a project directory or point "
+            "-C at one (examples/quickstart is a minimal project)"
         )
     loader = _Loader(root=resolved, env=os.environ if env is None else env)
     config, data = loader.load_config(config_path)

@@ -132,7 +132,9 @@ def test_pure_python_parser_gives_the_same_project(monkeypatch: pytest.MonkeyPat
 
 
 def test_no_project_file(tmp_path: Path) -> None:
-    with pytest.raises(AssistsyncError, match=r"no assistsync\.yaml in DIR: "):
+    with pytest.raises(
+        AssistsyncError, match=r"no assistsync\.yaml in .*: run assistsync in a project directory"
+    ):
         load_project(tmp_path, env={})
 
 
