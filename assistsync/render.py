@@ -74,7 +74,8 @@ def _config_lines(plan: Plan, sym: str, depth: int, config: AssistantConfig) -> 
         out.append(Line(" ", depth, "  ]"))
     if config.files:
         out.append(Line(sym, depth, f"{'files':<12} = ["))
-        out += [Line(sym, depth + 2, _q(_file_name(plan, ref))) for ref in config.files]
+        names = sorted(_file_name(plan, ref) for ref in config.files)
+        out += [Line(sym, depth + 2, _q(name)) for name in names]
         out.append(Line(" ", depth, "  ]"))
     if config.metadata:
         out.append(Line(sym, depth, f"{'metadata':<12} = {{"))
@@ -362,7 +363,7 @@ def _config_json(plan: Plan, config: AssistantConfig | None) -> dict[str, Any] |
     if config is None:
         return None
     data = config.model_dump(mode="json")
-    data["files"] = [_file_name(plan, ref) for ref in config.files]
+    data["files"] = sorted(_file_name(plan, ref) for ref in config.files)
     return data
 
 
