@@ -209,6 +209,11 @@ class Applier:
         )
         self._id_by_sha: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
+        # scheduling state of the build phase (see _schedule_puts), guarded by _mutex
+        self._waiting: dict[str, tuple[AssistantChange, set[str]]] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._lost_puts: list[AssistantChange] = []
+        self._put_futures: list[Future[None]] = []
 
     # --- bookkeeping -------------------------------------------------------------------
     def _tick(self, address: str) -> None:
@@ -247,6 +252,12 @@ class Applier:
             return lock.model_copy(update={"files": files})
 
         self.recorder.update(change)
+        self._settle(sha)
+
+    def _upload_failed(self, fc: FileChange, message: str) -> None:
+        self._fail(fc.address, message)
+        self._tick(fc.address)
+        self._settle(fc.sha256)
 
     def _upload(self, fc: FileChange, lost: list[FileChange]) -> None:
         if fc.adopt_id:
@@ -261,12 +272,10 @@ class Applier:
                 lost.append(fc)
             return
         except ApiError as exc:
-            self._fail(fc.address, str(exc))
-            self._tick(fc.address)
+            self._upload_failed(fc, str(exc))
             return
         except OSError as exc:
-            self._fail(fc.address, f"cannot read {fc.path}: {exc.strerror}")
-            self._tick(fc.address)
+            self._upload_failed(fc, f"cannot read {fc.path}: {exc.strerror}")
             return
         self._record_upload(fc.sha256, fc.size, uploaded.id)
         self._count("add")
@@ -279,8 +288,7 @@ class Applier:
             live = self.client.list_files()
         except ApiError as exc:
             for fc in lost:
-                self._fail(fc.address, f"upload outcome unknown and files unlistable: {exc}")
-                self._tick(fc.address)
+                self._upload_failed(fc, f"upload outcome unknown and files unlistable: {exc}")
             return []
         missing: list[FileChange] = []
         for fc in lost:
@@ -304,6 +312,7 @@ class Applier:
         return missing
 
     def _upload_phase(self) -> None:
+        """Upload new content; each assistant waiting for it starts as its last file settles."""
         pending = [f for f in self.plan.files if f.action == "create"]
         for round_ in range(RECONCILE_ROUNDS + 1):
             lost: list[FileChange] = []
@@ -313,8 +322,61 @@ class Applier:
             pending = self._find_lost_uploads(lost)
             if round_ == RECONCILE_ROUNDS:
                 for fc in pending:
-                    self._fail(fc.address, "the server kept dropping the upload's response")
-                    self._tick(fc.address)
+                    self._upload_failed(fc, "the server kept dropping the upload's response")
+
+    # --- scheduling: an assistant starts once every upload it needs has settled ---------------
+    def _schedule_puts(self, puts: list[AssistantChange], lost: list[AssistantChange]) -> None:
+        """Start each put now or when the uploads it waits for have settled (succeeded or
+        failed), instead of after the whole upload phase."""
+        uploading = {f.sha256 for f in self.plan.files if f.action == "create"}
+        ready: list[AssistantChange] = []
+        with self._mutex:
+            for ac in puts:
+                assert ac.after is not None
+                waits = {sha for sha in ac.after.files if sha in uploading}
+                if waits:
+                    self._waiting[ac.key] = (ac, waits)
+                    for sha in waits:
+                        self._dependents.setdefault(sha, []).append(ac.key)
+                else:
+                    ready.append(ac)
+            self._lost_puts = lost
+        for ac in ready:
+            self._start_put(ac)
+
+    def _settle(self, sha: str) -> None:
+        released: list[AssistantChange] = []
+        with self._mutex:
+            for key in self._dependents.pop(sha, []):
+                ac, waits = self._waiting[key]
+                waits.discard(sha)
+                if not waits:
+                    del self._waiting[key]
+                    released.append(ac)
+        for ac in released:
+            self._start_put(ac)
+
+    def _start_put(self, ac: AssistantChange) -> None:
+        assert self._pool is not None
+        try:
+            future = self._pool.submit(self._put, ac, self._lost_puts)
+        except RuntimeError:  # the pool is shutting down (Ctrl-C): nothing new starts
+            return
+        with self._mutex:
+            self._put_futures.append(future)
+
+    def _wait_puts(self) -> None:
+        """Wait for every put started so far, including those released while waiting."""
+        done = 0
+        while True:
+            with self._mutex:
+                batch = self._put_futures[done:]
+            if not batch:
+                return
+            wait(batch)
+            for f in batch:
+                f.result()
+            done += len(batch)
 
     # --- assistants --------------------------------------------------------------------------
     def _file_ids(self, config: AssistantConfig) -> list[str] | None:
@@ -391,22 +453,29 @@ class Applier:
             self._tick(ac.address)
         return missing
 
-    def _assistant_phase(self) -> None:
-        pending = [
+    def _build_phase(self) -> None:
+        """Uploads, then creates/updates/imports, pipelined: an assistant starts as soon as its
+        files are there. Creates whose response was lost are looked up by tag, and only those
+        not found are sent again, in up to ``RECONCILE_ROUNDS`` further rounds."""
+        puts = [
             a
             for a in self.plan.assistants
             if a.action in ("create", "update") or (a.action == "no-op" and a.import_id)
         ]
-        for round_ in range(RECONCILE_ROUNDS + 1):
-            lost: list[AssistantChange] = []
-            self._run_all(partial(self._put, lost=lost), pending)
+        lost: list[AssistantChange] = []
+        self._schedule_puts(puts, lost)
+        self._upload_phase()
+        self._wait_puts()
+        assert not self._waiting, "every upload settles, so every assistant was started"
+        for _ in range(RECONCILE_ROUNDS):
             if not lost:
                 return
             pending = self._find_lost_creates(lost)
-            if round_ == RECONCILE_ROUNDS:
-                for ac in pending:
-                    self._fail(ac.address, "the server kept dropping the create's response")
-                    self._tick(ac.address)
+            lost = []
+            self._run_all(partial(self._put, lost=lost), pending)
+        for ac in self._find_lost_creates(lost) if lost else []:
+            self._fail(ac.address, "the server kept dropping the create's response")
+            self._tick(ac.address)
 
     def _destroy(self, ac: AssistantChange) -> None:
         assert ac.id is not None
@@ -493,8 +562,7 @@ class Applier:
         self._id_by_sha = dict(self.plan.file_ids)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
         try:
-            self._upload_phase()
-            self._assistant_phase()
+            self._build_phase()
             self._run_all(self._destroy, [a for a in self.plan.assistants if a.action == "delete"])
             self._run_all(self._delete_file, [f for f in self.plan.files if f.action == "delete"])
             tidy = self._tidy_lock(self.recorder.lock)
