@@ -231,10 +231,18 @@ class Applier:
         with self._mutex:
             self.result.failures.append(Failure(address, message))
 
-    def _run_all(self, fn: Callable[[T], None], items: Iterable[T]) -> None:
-        """Run ``fn`` on every item on the pool and wait for all of them."""
+    def _run_all(
+        self,
+        fn: Callable[[T], None],
+        items: Iterable[T],
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``fn`` on every item on the pool and wait for all of them; ``then`` runs once
+        everything is queued, before the wait."""
         assert self._pool is not None
         futures: list[Future[None]] = [self._pool.submit(fn, item) for item in items]
+        if then is not None:
+            then()
         wait(futures)
         for f in futures:
             f.result()  # re-raise bugs; API errors were already turned into failures
@@ -311,12 +319,13 @@ class Applier:
                 self._tick(fc.address)
         return missing
 
-    def _upload_phase(self) -> None:
-        """Upload new content; each assistant waiting for it starts as its last file settles."""
+    def _upload_phase(self, then: Callable[[], None]) -> None:
+        """Upload new content; each assistant waiting for it starts as its last file settles.
+        ``then`` runs once the first uploads are queued (ahead of work that needs none)."""
         pending = [f for f in self.plan.files if f.action == "create"]
         for round_ in range(RECONCILE_ROUNDS + 1):
             lost: list[FileChange] = []
-            self._run_all(partial(self._upload, lost=lost), pending)
+            self._run_all(partial(self._upload, lost=lost), pending, then if round_ == 0 else None)
             if not lost:
                 return
             pending = self._find_lost_uploads(lost)
@@ -325,9 +334,11 @@ class Applier:
                     self._upload_failed(fc, "the server kept dropping the upload's response")
 
     # --- scheduling: an assistant starts once every upload it needs has settled ---------------
-    def _schedule_puts(self, puts: list[AssistantChange], lost: list[AssistantChange]) -> None:
-        """Start each put now or when the uploads it waits for have settled (succeeded or
-        failed), instead of after the whole upload phase."""
+    def _schedule_puts(
+        self, puts: list[AssistantChange], lost: list[AssistantChange]
+    ) -> list[AssistantChange]:
+        """Register each put to start when the uploads it waits for have settled (succeeded or
+        failed), instead of after the whole upload phase; return those that wait for none."""
         uploading = {f.sha256 for f in self.plan.files if f.action == "create"}
         ready: list[AssistantChange] = []
         with self._mutex:
@@ -341,8 +352,7 @@ class Applier:
                 else:
                     ready.append(ac)
             self._lost_puts = lost
-        for ac in ready:
-            self._start_put(ac)
+        return ready
 
     def _settle(self, sha: str) -> None:
         released: list[AssistantChange] = []
@@ -353,17 +363,17 @@ class Applier:
                 if not waits:
                     del self._waiting[key]
                     released.append(ac)
-        for ac in released:
-            self._start_put(ac)
+        self._start_puts(released)
 
-    def _start_put(self, ac: AssistantChange) -> None:
+    def _start_puts(self, puts: list[AssistantChange]) -> None:
         assert self._pool is not None
-        try:
-            future = self._pool.submit(self._put, ac, self._lost_puts)
-        except RuntimeError:  # the pool is shutting down (Ctrl-C): nothing new starts
-            return
-        with self._mutex:
-            self._put_futures.append(future)
+        for ac in puts:
+            try:
+                future = self._pool.submit(self._put, ac, self._lost_puts)
+            except RuntimeError:  # the pool is shutting down (Ctrl-C): nothing new starts
+                return
+            with self._mutex:
+                self._put_futures.append(future)
 
     def _wait_puts(self) -> None:
         """Wait for every put started so far, including those released while waiting."""
@@ -463,8 +473,8 @@ class Applier:
             if a.action in ("create", "update") or (a.action == "no-op" and a.import_id)
         ]
         lost: list[AssistantChange] = []
-        self._schedule_puts(puts, lost)
-        self._upload_phase()
+        ready = self._schedule_puts(puts, lost)
+        self._upload_phase(then=partial(self._start_puts, ready))
         self._wait_puts()
         assert not self._waiting, "every upload settles, so every assistant was started"
         for _ in range(RECONCILE_ROUNDS):
