@@ -204,9 +204,7 @@ class Applier:
         self.result = ApplyResult(lock=lock)
         self._mutex = threading.Lock()
         self._done = 0
-        self._total = sum(1 for a in plan.assistants if a.action != "no-op" or a.import_id) + len(
-            plan.files
-        )
+        self._total = sum(1 for a in plan.assistants if a.needs_apply) + len(plan.files)
         self._id_by_sha: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         # scheduling state of the build phase (see _schedule_puts), guarded by _mutex
@@ -256,6 +254,10 @@ class Applier:
         def change(lock: Lock) -> Lock:
             files = dict(lock.files)
             for p in paths:
+                old = files.get(p)
+                if old is not None and old.id != file_id:
+                    # the previous upload stays owned until its delete succeeds
+                    files[f"{p}@{old.sha256[:12]}"] = old
                 files[p] = LockedFile(id=file_id, sha256=sha, size=size)
             return lock.model_copy(update={"files": files})
 
@@ -467,11 +469,7 @@ class Applier:
         """Uploads, then creates/updates/imports, pipelined: an assistant starts as soon as its
         files are there. Creates whose response was lost are looked up by tag, and only those
         not found are sent again, in up to ``RECONCILE_ROUNDS`` further rounds."""
-        puts = [
-            a
-            for a in self.plan.assistants
-            if a.action in ("create", "update") or (a.action == "no-op" and a.import_id)
-        ]
+        puts = [a for a in self.plan.assistants if a.needs_apply and a.action != "delete"]
         lost: list[AssistantChange] = []
         ready = self._schedule_puts(puts, lost)
         self._upload_phase(then=partial(self._start_puts, ready))
@@ -534,9 +532,9 @@ class Applier:
         )
 
     def _tidy_lock(self, lock: Lock) -> Lock:
-        """The lock's final shape: every desired path with its upload, plus uploads no manifest
-        names whose deletion did not happen (still owned, deleted by a later apply), minus
-        assistants the plan found gone."""
+        """The lock's final shape: every desired path with its upload; uploads no manifest
+        needs whose deletion did not happen (still owned, deleted by a later apply); minus
+        paths whose content another desired path still uses, and assistants found gone."""
         desired_shas = {f.sha256 for f in self.desired.files.values()}
         files = {
             p: f
@@ -546,15 +544,10 @@ class Applier:
         with self._mutex:
             ids = dict(self._id_by_sha)
         for path, f in self.desired.files.items():
-            previous = lock.files.get(path)
-            if f.sha256 not in ids:
-                if previous is not None:
-                    files[path] = previous  # its upload failed: keep what was there
-                continue
-            files[path] = LockedFile(id=ids[f.sha256], sha256=f.sha256, size=f.size)
-            if previous is not None and previous.sha256 not in desired_shas:
-                # the old upload was not deleted (a failure held it back): stay its owner
-                files[f"{path}@{previous.sha256[:12]}"] = previous
+            if f.sha256 in ids:
+                files[path] = LockedFile(id=ids[f.sha256], sha256=f.sha256, size=f.size)
+            elif path in lock.files:
+                files[path] = lock.files[path]  # its upload failed: keep what was there
         assistants = {
             k: v for k, v in lock.assistants.items() if k not in self.plan.forget_assistants
         }

@@ -152,7 +152,9 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
     """Compute the changes that make the owned live objects match ``desired``.
 
     Order is deterministic: files by path, assistants by key. Drift is reported for owned
-    assistants whose live configuration differs from what the lock says was last applied.
+    assistants whose live configuration differs from what the lock says was last applied, when
+    it makes a change necessary; drift that already matches the manifests is only recorded
+    (``AssistantChange.refresh``), as Terraform only shows drift that affects the plan.
     """
     live_by_id = {a.id: a for a in live.assistants}
     lock_owned_ids = {entry.id for entry in lock.assistants.values()}
@@ -172,24 +174,14 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
         current: LiveAssistant | None = None
         import_id: str | None = None
         reason: str | None = None
+        drifted: tuple[str, ...] = ()
         if entry is not None:
             current = live_by_id.get(entry.id)
             if current is None:
                 drift.append(Drift(key=key, id=entry.id, applied=entry.applied, live=None))
                 reason = "it was deleted outside assistsync"
             else:
-                before_live = live_config(current, sha_by_id)
-                drifted = entry.applied.differing_fields(before_live.digest())
-                if drifted:
-                    drift.append(
-                        Drift(
-                            key=key,
-                            id=entry.id,
-                            applied=entry.applied,
-                            live=before_live,
-                            changed=drifted,
-                        )
-                    )
+                drifted = entry.applied.differing_fields(live_config(current, sha_by_id).digest())
         if current is None and tagged.get(key):
             current = _oldest(tagged[key])
             import_id = current.id
@@ -201,6 +193,10 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
         changed = list(after.differing_fields(before))
         if current.tag != key and "metadata" not in changed:
             changed.append("metadata")  # the ownership tag was removed or edited outside
+        if drifted and changed and entry is not None:
+            drift.append(
+                Drift(key=key, id=entry.id, applied=entry.applied, live=before, changed=drifted)
+            )
         changes.append(
             AssistantChange(
                 key=key,
@@ -211,6 +207,9 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
                 changed=tuple(changed),
                 import_id=import_id,
                 reason=reason,
+                # live already matches the manifests, but not what the lock says was applied
+                # (e.g. an update whose response was lost): apply records it, quietly
+                refresh=bool(drifted) and not changed,
             )
         )
 

@@ -53,7 +53,7 @@ def apply_command(
             check_fresh(saved, plan)
             plan = saved
         echo_lines(settings, plan_lines(plan))
-        if not plan.has_changes and not plan.forget_assistants:
+        if not plan.has_changes and not plan.lock_only:
             return EXIT_OK
         if saved is None and not auto_approve:
             if not sys.stdin.isatty():
@@ -69,8 +69,8 @@ def apply_command(
                 return EXIT_ERROR
         click.echo("")
         lock_path = project.lock_path
-        total = sum(1 for a in plan.assistants if a.action != "no-op" or a.import_id)
-        with progress(settings, "apply", total + len(plan.files)) as report:
+        total = sum(1 for a in plan.assistants if a.needs_apply) + len(plan.files)
+        with progress(settings, "apply", total) as report:
             result = Applier(
                 client,
                 plan,

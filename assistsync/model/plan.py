@@ -58,6 +58,13 @@ class AssistantChange(BaseModel):
     changed: tuple[str, ...] = ()
     import_id: str | None = None
     reason: str | None = None
+    refresh: bool = False
+    """A no-op whose lock entry is stale (live matches the manifests, the lock does not)."""
+
+    @property
+    def needs_apply(self) -> bool:
+        """True when apply has something to do for this assistant (a call or a lock record)."""
+        return self.action != "no-op" or self.import_id is not None or self.refresh
 
     @property
     def address(self) -> str:
@@ -134,8 +141,15 @@ class Plan(BaseModel):
 
     @property
     def has_changes(self) -> bool:
-        """True when applying would change anything, the lock included."""
+        """True when applying would change anything remote, or adopt something into the lock."""
         return any(self.counts.values())
+
+    @property
+    def lock_only(self) -> bool:
+        """True when apply would only bring the lock up to date (no call to the API)."""
+        return not self.has_changes and (
+            bool(self.forget_assistants) or any(a.refresh for a in self.assistants)
+        )
 
     def summary(self) -> str:
         """The summary line, word for word as Terraform prints it (scripts parse it)."""

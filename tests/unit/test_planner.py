@@ -220,3 +220,16 @@ def test_live_config_strips_tag_and_maps_known_files() -> None:
     cfg = live_config(live_of(a, "asst_1", file_ids=("file-1",)), {"file-1": SHA_A})
     assert cfg.metadata == {"team": "x"}
     assert cfg.files == (SHA_A,)
+
+
+def test_live_matching_manifests_but_not_lock_is_a_quiet_lock_refresh() -> None:
+    # e.g. an update whose response was lost: the server has the new value, the lock the old
+    old, new = want("bot", description="v1"), want("bot", description="v2")
+    lock = Lock(lineage="x", assistants={"bot": owned(desired(old), "bot", "asst_1")})
+    plan = make_plan(desired(new), Live(assistants=(live_of(new, "asst_1"),)), lock)
+    (change,) = plan.assistants
+    assert (change.action, change.refresh, change.needs_apply) == ("no-op", True, True)
+    assert plan.drift == ()
+    assert not plan.has_changes
+    assert plan.lock_only
+    assert plan.summary() == "No changes. Your assistants match the configuration."
