@@ -9,6 +9,7 @@ fetch -> plan -> apply stages. The next plan must be empty, and unmanaged assist
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,8 @@ def converge(client: ApiClient, root: Path, desired: Desired, lock: Lock) -> Loc
 
 
 @settings(
-    max_examples=40,
+    # 40 keeps CI quick; ASSISTSYNC_PROPERTY_EXAMPLES=400 for a deeper search
+    max_examples=int(os.environ.get("ASSISTSYNC_PROPERTY_EXAMPLES", "40")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
