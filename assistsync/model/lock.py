@@ -52,7 +52,3 @@ class Lock(BaseModel):
     def sha_by_file_id(self) -> dict[str, str]:
         """Content hash of each owned file id."""
         return {f.id: f.sha256 for f in self.files.values()}
-
-    def id_by_sha(self) -> dict[str, str]:
-        """An owned upload for each content hash."""
-        return {f.sha256: f.id for f in sorted(self.files.values(), key=lambda f: f.id)}
