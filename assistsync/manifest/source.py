@@ -25,6 +25,7 @@ from ruamel.yaml.constructor import ConstructorError, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import VersionedResolver
 
 Pos = tuple[int, int]
 """A 1-based (line, column)."""
@@ -215,7 +216,22 @@ ParserFactory = Callable[[], YAML]
 
 def _default_yaml() -> YAML:
     # typ="safe" selects libyaml's CParser when ruamel.yaml.clib is installed; we only compose.
-    return YAML(typ="safe")
+    yaml = YAML(typ="safe")
+    yaml.Resolver = _Yaml12Resolver
+    return yaml
+
+
+class _Yaml12Resolver(VersionedResolver):
+    """ruamel's resolver, fixed at YAML 1.2 (its default version).
+
+    The stock one asks the parser for the document's ``%YAML`` version on every scalar, through
+    an AttributeError when the parser is libyaml's: a third of load time at 1,000 assistants.
+    Only a document with a ``%YAML 1.1`` directive is read differently (as 1.2).
+    """
+
+    @property
+    def processing_version(self) -> Any:
+        return (1, 2)
 
 
 def read_yaml(
