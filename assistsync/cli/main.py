@@ -24,6 +24,14 @@ from assistsync.cli.context import Settings
 from assistsync.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError
 
 EPILOG = """\b
+Examples:
+  assistsync --sandbox plan                try it on the embedded server, no account
+  assistsync validate                      check the manifests locally
+  assistsync plan --out plan.json          save a plan for review
+  assistsync apply plan.json               carry out exactly that plan
+  assistsync server --db dev.db            run the Assistants API v1 server locally
+
+\b
 Exit codes:
   0    success (plan --detailed-exitcode: no changes)
   1    error: invalid manifest, missing API key, API failure, stale saved plan
