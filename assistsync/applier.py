@@ -1,12 +1,14 @@
 """Plan -> API calls -> lock updates. Never diffs, never prints.
 
-Apply carries out a ``Plan`` in four phases, each running its independent calls concurrently on
-a bounded pool: uploads, assistant creates/updates/imports, assistant deletes, file deletes. A
-failed call does not stop independent work; what depends on it is skipped and reported.
+Apply carries out a ``Plan`` on a bounded pool of threads, in three steps: *build* (uploads,
+and each assistant create/update/import as soon as the uploads it needs have settled), then
+assistant deletes, then deletes of uploads nothing needs any more. A failed call does not stop
+independent work; what depends on it is skipped and reported (an assistant whose file failed to
+upload; an old upload an assistant whose update failed may still use).
 
-Crash safety: the lock is written after every successful remote change (coalesced, so that a
-write always follows the change it records but concurrent changes share one write). Creates are
-never blindly re-sent: when a create's response is lost, the assistant is looked up by its
+Crash safety: the lock is written after every successful remote change (by a writer thread
+that always writes the newest lock, so concurrent changes share one write). Creates are never
+blindly re-sent: when a create's response is lost, the assistant is looked up by its
 ``assistsync_key`` tag (files: by name, size and content hash) before it is sent again.
 """
 
