@@ -127,8 +127,20 @@ def read_lock(path: Path) -> Lock:
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    """Atomically replace the lock at ``path`` with ``lock``, keeping a ``.backup``."""
-    text = lock_text(lock)
+    """Atomically replace the lock at ``path`` with ``lock``, keeping a ``.backup``.
+
+    Raises ``AssistsyncError`` when the file cannot be written (disk full, permissions).
+    """
+    try:
+        _write(path, lock_text(lock))
+    except OSError as exc:
+        raise AssistsyncError(
+            f"{path}: cannot write the lock file: {exc.strerror or exc}. Changes already made "
+            "are live and tagged; fix the problem and run plan: it finds them by their tags."
+        ) from exc
+
+
+def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -137,9 +149,12 @@ def write_lock(path: Path, lock: Lock) -> None:
             f.flush()
             os.fsync(f.fileno())
         if path.exists():
+            # a hard link, not a rename: there is never a moment without a lock file
             backup = path.with_name(path.name + ".backup")
             with contextlib.suppress(OSError):
-                os.replace(path, backup)
+                os.unlink(backup)
+            with contextlib.suppress(OSError):
+                os.link(path, backup)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

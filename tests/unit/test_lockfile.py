@@ -81,3 +81,10 @@ def test_one_writer_at_a_time(tmp_path: Path) -> None:
         pass
     with exclusive(path):  # released again
         pass
+
+
+def test_a_lock_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(AssistsyncError, match="cannot write the lock file"):
+        write_lock(blocker / "assistsync.lock", sample())
