@@ -91,7 +91,18 @@ def _plan_files(
     desired: Desired, live: Live, lock: Lock
 ) -> tuple[list[FileChange], dict[str, str], dict[str, str], dict[str, list[str]]]:
     """File changes by content; the content hash of each known live file id; the live upload
-    of each desired hash already on the server; desired paths by hash."""
+    of each desired hash already on the server; desired paths by hash.
+
+    An upload no manifest needs is deleted, unless an assistant assistsync does not manage has
+    it attached: deleting it would change that assistant. It stays in the lock until then.
+    """
+    owned_assistants = {e.id for e in lock.assistants.values()}
+    in_use_elsewhere = {
+        file_id
+        for a in live.assistants
+        if a.id not in owned_assistants and a.tag not in desired.assistants
+        for file_id in a.file_ids
+    }
     live_file_ids = {f.id for f in live.files}
     sha_by_id = {i: s for i, s in lock.sha_by_file_id().items() if i in live_file_ids}
     known_ids_by_sha: dict[str, str] = {}
@@ -127,6 +138,8 @@ def _plan_files(
     deleted_ids: set[str] = set()
     for path, locked_file in sorted(lock.files.items()):
         if locked_file.sha256 in paths_by_sha or locked_file.id not in live_file_ids:
+            continue
+        if locked_file.id in in_use_elsewhere:
             continue
         if locked_file.id in deleted_ids:
             continue

@@ -233,3 +233,15 @@ def test_live_matching_manifests_but_not_lock_is_a_quiet_lock_refresh() -> None:
     assert not plan.has_changes
     assert plan.lock_only
     assert plan.summary() == "No changes. Your assistants match the configuration."
+
+
+def test_an_upload_an_unmanaged_assistant_uses_is_not_deleted() -> None:
+    stranger = LiveAssistant(id="asst_theirs", model="gpt-4", file_ids=("file-old",))
+    lock = Lock(lineage="x", files={"docs/old.md": LockedFile(id="file-old", sha256=SHA_A, size=1)})
+    live = Live(
+        assistants=(stranger,),
+        files=(LiveFile(id="file-old", bytes=1, filename="old.md", purpose="assistants"),),
+    )
+    assert make_plan(desired(), live, lock).files == ()
+    unused = live.model_copy(update={"assistants": ()})
+    assert [f.action for f in make_plan(desired(), unused, lock).files] == ["delete"]
