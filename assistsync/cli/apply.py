@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from assistsync.cli.context import Settings
+from assistsync.cli.context import Settings, pass_settings
 from assistsync.errors import EXIT_ERROR, EXIT_OK, AssistsyncError
 
 
@@ -21,7 +21,7 @@ from assistsync.errors import EXIT_ERROR, EXIT_OK, AssistsyncError
     help="How many API calls run at once.",
 )
 @click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_obj
+@pass_settings
 def apply_command(
     settings: Settings, auto_approve: bool, concurrency: int, planfile: Path | None
 ) -> int:

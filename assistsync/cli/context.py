@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from assistsync.errors import ConfigError
 
@@ -32,6 +36,28 @@ class Settings:
     def state_dir(self) -> Path:
         """``DIR/.assistsync``: sandbox state and run-time files, never committed."""
         return self.root / ".assistsync"
+
+
+def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
+    """Pass the global ``Settings`` to a command, and accept ``-C DIR`` after the command name
+    too (``assistsync validate -C infra``): pre-commit and other tools append arguments."""
+
+    @click.option(
+        "-C",
+        "--directory",
+        "directory",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        help="Project directory (may also come before the command).",
+    )
+    @click.pass_obj
+    @functools.wraps(command)
+    def wrapper(settings: Settings, directory: Path | None, *args: Any, **kwargs: Any) -> int:
+        if directory is not None:
+            settings = dataclasses.replace(settings, root=directory)
+        return command(settings, *args, **kwargs)
+
+    return wrapper
 
 
 @contextmanager
@@ -62,8 +88,6 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
         )
     base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
     if not base_url:
-        import click
-
         base_url = DEFAULT_BASE_URL
         click.echo(
             f"Note: OPENAI_BASE_URL is not set, so assistsync uses {DEFAULT_BASE_URL}, which "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from assistsync.cli.context import Settings
+from assistsync.cli.context import Settings, pass_settings
 from assistsync.errors import EXIT_CHANGES, EXIT_OK
 
 
@@ -29,7 +29,7 @@ from assistsync.errors import EXIT_CHANGES, EXIT_OK
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save the plan; 'assistsync apply FILE' carries out exactly this plan.",
 )
-@click.pass_obj
+@pass_settings
 def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Path | None) -> int:
     """Compare the manifests with the live assistants and show the changes.
 

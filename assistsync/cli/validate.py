@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from assistsync.cli.context import Settings
+from assistsync.cli.context import Settings, pass_settings
 
 
 @click.command("validate")
-@click.pass_obj
+@pass_settings
 def validate_command(settings: Settings) -> int:
     """Check assistsync.yaml and every manifest without calling the API.
 

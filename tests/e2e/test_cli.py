@@ -131,3 +131,21 @@ def test_apply_on_a_terminal_asks_and_only_yes_confirms(project: Project, api: A
     assert code == 0, out
     assert "Apply complete! Resources: 4 added, 0 changed, 0 destroyed." in out
     assert len(api.by_key()) == 2
+
+
+def test_directory_may_follow_the_command(tmp_path: Path) -> None:
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    for args in (["-C", str(root), "validate"], ["validate", "-C", str(root)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "assistsync", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Valid: 2 assistants and 2 knowledge files in 1 manifest." in result.stdout
