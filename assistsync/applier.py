@@ -487,20 +487,28 @@ class Applier:
             self._fail(ac.address, "the server kept dropping the create's response")
             self._tick(ac.address)
 
+    def _remove(
+        self, address: str, call: Callable[[], None], forget: Callable[[Lock], Lock]
+    ) -> None:
+        """Delete one remote object; on success, drop it from the lock."""
+        try:
+            call()
+        except ApiError as exc:
+            self._fail(address, str(exc))
+        else:
+            self.recorder.update(forget)
+            self._count("destroy")
+        self._tick(address)
+
     def _destroy(self, ac: AssistantChange) -> None:
         assert ac.id is not None
-        try:
-            self.client.delete_assistant(ac.id)
-        except ApiError as exc:
-            self._fail(ac.address, str(exc))
-        else:
-            self.recorder.update(
-                lambda lock: lock.model_copy(
-                    update={"assistants": {k: v for k, v in lock.assistants.items() if k != ac.key}}
-                )
-            )
-            self._count("destroy")
-        self._tick(ac.address)
+        self._remove(
+            ac.address,
+            partial(self.client.delete_assistant, ac.id),
+            lambda lock: lock.model_copy(
+                update={"assistants": {k: v for k, v in lock.assistants.items() if k != ac.key}}
+            ),
+        )
 
     def _delete_file(self, fc: FileChange) -> None:
         assert fc.id is not None
@@ -511,18 +519,13 @@ class Applier:
             )
             self._tick(fc.address)
             return
-        try:
-            self.client.delete_file(fc.id)
-        except ApiError as exc:
-            self._fail(fc.address, str(exc))
-        else:
-            self.recorder.update(
-                lambda lock: lock.model_copy(
-                    update={"files": {p: f for p, f in lock.files.items() if f.id != fc.id}}
-                )
-            )
-            self._count("destroy")
-        self._tick(fc.address)
+        self._remove(
+            fc.address,
+            partial(self.client.delete_file, fc.id),
+            lambda lock: lock.model_copy(
+                update={"files": {p: f for p, f in lock.files.items() if f.id != fc.id}}
+            ),
+        )
 
     def _failed_holders(self, sha: str) -> list[str]:
         """Assistants that used this content and whose change failed: they may still use it."""
