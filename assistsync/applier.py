@@ -61,14 +61,18 @@ class ApplyResult:
     )
     failures: list[Failure] = field(default_factory=list)
 
-    def summary(self) -> str:
-        """Terraform's after-apply line, word for word."""
+    def resources(self) -> str:
+        """``Resources: N added, N changed, N destroyed.`` (with imports when there were any)."""
         c = self.counts
         imports = f"{c['import']} imported, " if c["import"] else ""
         return (
-            f"Apply complete! Resources: {imports}{c['add']} added, {c['change']} changed, "
+            f"Resources: {imports}{c['add']} added, {c['change']} changed, "
             f"{c['destroy']} destroyed."
         )
+
+    def summary(self) -> str:
+        """Terraform's after-apply line, word for word."""
+        return f"Apply complete! {self.resources()}"
 
 
 class LockRecorder:
@@ -206,7 +210,7 @@ class Applier:
         self.result = ApplyResult(lock=lock)
         self._mutex = threading.Lock()
         self._done = 0
-        self._total = sum(1 for a in plan.assistants if a.needs_apply) + len(plan.files)
+        self._total = plan.steps
         self._id_by_sha: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         # scheduling state of the build phase (see _schedule_puts), guarded by _mutex

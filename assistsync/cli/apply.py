@@ -69,8 +69,7 @@ def apply_command(
                 return EXIT_ERROR
         click.echo("")
         lock_path = project.lock_path
-        total = sum(1 for a in plan.assistants if a.needs_apply) + len(plan.files)
-        with progress(settings, "apply", total) as report:
+        with progress(settings, "apply", plan.steps) as report:
             result = Applier(
                 client,
                 plan,
@@ -87,7 +86,7 @@ def apply_command(
         n = len(result.failures)
         click.echo(
             f"\nApply failed: {n} change{'s' if n != 1 else ''} did not happen; "
-            f"{result.summary()[len('Apply complete! ') :]} "
+            f"{result.resources()} "
             f"The lock records what succeeded; run apply again to retry the rest.",
             err=True,
         )

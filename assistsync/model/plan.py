@@ -145,6 +145,11 @@ class Plan(BaseModel):
         return any(self.counts.values())
 
     @property
+    def steps(self) -> int:
+        """How many changes apply works through (for progress): files and assistants."""
+        return sum(1 for a in self.assistants if a.needs_apply) + len(self.files)
+
+    @property
     def lock_only(self) -> bool:
         """True when apply would only bring the lock up to date (no call to the API)."""
         return not self.has_changes and (
