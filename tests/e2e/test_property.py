@@ -1,5 +1,8 @@
 """Property: for generated manifests and live states, apply then plan is empty.
 
+Manifests are written as files and read by the real loader, so what is generated goes through
+the same path as a user's YAML.
+
 Each example starts a fresh embedded server, applies a generated "previous" configuration,
 disturbs the live state the way people do (edits in a dashboard, deleted assistants, a lost
 lock, assistants nobody manages), then applies a generated "next" configuration with the real
@@ -8,7 +11,6 @@ fetch -> plan -> apply stages. The next plan must be empty, and unmanaged assist
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,12 +19,14 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from assistsync.api import ApiClient
 from assistsync.applier import Applier
 from assistsync.errors import ApiError
 from assistsync.fetch import fetch_live
-from assistsync.model import Desired, DesiredAssistant, DesiredFile, Lock, SourceLocation
+from assistsync.manifest import load_project
+from assistsync.model import Desired, Lock
 from assistsync.planner import make_plan
 from assistsync.server import Faults, start_server
 
@@ -52,13 +56,18 @@ tools = st.lists(
     max_size=3,
     unique_by=lambda t: t.get("function", {}).get("name", t["type"]),
 )
-text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]), max_size=30)
+# no "$": "${X}" would read the environment (covered by the manifest tests)
+text = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="$"),
+    max_size=30,
+)
 assistant = st.fixed_dictionaries(
     {
         "name": st.none() | text,
         "model": st.sampled_from(["gpt-4", "gpt-4-turbo"]),
         "description": st.none() | text,
-        "instructions": st.none() | st.text(max_size=200),
+        "instructions": st.none()
+        | st.text(st.characters(codec="utf-8", exclude_characters="$"), max_size=200),
         "tools": tools,
         "files": st.lists(st.sampled_from(sorted(POOL)), max_size=3, unique=True),
         "metadata": st.dictionaries(st.sampled_from(["team", "tier", "x"]), text, max_size=2),
@@ -75,21 +84,25 @@ disturbance = st.fixed_dictionaries(
 )
 
 
-def desired_of(config: dict[str, dict[str, Any]], contents: dict[str, str]) -> Desired:
-    files = {
-        p: DesiredFile(path=p, sha256=hashlib.sha256(c.encode()).hexdigest(), size=len(c.encode()))
-        for p, c in contents.items()
-        if any(p in a["files"] for a in config.values())
+def desired_of(root: Path, config: dict[str, dict[str, Any]]) -> Desired:
+    """Write ``config`` as a real manifest and load it the way the CLI does."""
+    manifest = {
+        "assistants": {
+            key: {
+                **{f: v for f, v in a.items() if f != "files" and v not in (None, [], {})},
+                **({"files": [f"../{p}" for p in a["files"]]} if a["files"] else {}),
+            }
+            for key, a in config.items()
+        }
     }
-    assistants = {
-        k: DesiredAssistant(
-            key=k,
-            source=SourceLocation(file="a.yaml"),
-            **{**a, "tools": tuple(a["tools"]), "files": tuple(sorted(a["files"]))},
-        )
-        for k, a in config.items()
-    }
-    return Desired(assistants=assistants, files=files)
+    (root / "assistsync.yaml").write_text("manifests: [assistants/*.yaml]\n", encoding="utf-8")
+    (root / "assistants").mkdir(exist_ok=True)
+    yaml = YAML(typ="safe", pure=True)  # its emitter escapes what YAML cannot hold raw
+    yaml.allow_unicode = True
+    yaml.default_flow_style = False
+    with (root / "assistants" / "generated.yaml").open("w", encoding="utf-8") as f:
+        yaml.dump(manifest, f)
+    return load_project(root).desired
 
 
 def converge(client: ApiClient, root: Path, desired: Desired, lock: Lock) -> Lock:
@@ -147,7 +160,7 @@ def test_apply_then_plan_is_empty(
             ApiClient(server.base_url, "sk-p") as client,
             httpx.Client(base_url=server.base_url, headers=headers) as raw,
         ):
-            lock = converge(client, root, desired_of(before, contents), Lock(lineage="p"))
+            lock = converge(client, root, desired_of(root, before), Lock(lineage="p"))
             strangers = [
                 raw.post("/assistants", json={"model": "gpt-4", "name": f"theirs {i}"}).json()
                 for i in range(noise["strangers"])
@@ -163,7 +176,7 @@ def test_apply_then_plan_is_empty(
             contents[edited] = contents[edited] + "edited\n"
             (root / edited).write_text(contents[edited], encoding="utf-8")
 
-            want = desired_of(after, contents)
+            want = desired_of(root, after)
             server.faults.error_rate, server.faults.lost_response_rate = faults
             lock = converge(client, root, want, lock)
             server.faults.error_rate = server.faults.lost_response_rate = 0.0
