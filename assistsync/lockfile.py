@@ -3,7 +3,7 @@
 The lock is committed next to the manifests, so its text must only change when its content
 does: sorted keys, one line per assistant and per file, a trailing newline, no timestamps.
 Every write goes to a temporary file in the same directory, is fsynced, and replaces the lock
-with ``os.replace``; the previous version is kept as ``<lock>.backup``.
+with ``os.replace``; the previous version is kept as ``.assistsync/<lock>.backup``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def read_lock(path: Path) -> Lock:
     except json.JSONDecodeError as exc:
         raise AssistsyncError(
             f"{path}:{exc.lineno}:{exc.colno}: the lock file is not valid JSON ({exc.msg}). "
-            f"Restore it from git or from {path.name}.backup."
+            f"Restore it from git or from {STATE_DIR}/{path.name}.backup."
         ) from exc
     if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
         raise AssistsyncError(
@@ -122,12 +122,13 @@ def read_lock(path: Path) -> Lock:
         where = ".".join(str(p) for p in first["loc"])
         raise AssistsyncError(
             f"{path}: the lock file is damaged at {where or 'top level'}: {first['msg']}. "
-            f"Restore it from git or from {path.name}.backup."
+            f"Restore it from git or from {STATE_DIR}/{path.name}.backup."
         ) from exc
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    """Atomically replace the lock at ``path`` with ``lock``, keeping a ``.backup``.
+    """Atomically replace the lock at ``path`` with ``lock``, keeping the previous version as
+    ``.assistsync/<lock>.backup`` (beside the project's other run-time files, out of git).
 
     Raises ``AssistsyncError`` when the file cannot be written (disk full, permissions).
     """
@@ -150,7 +151,7 @@ def _write(path: Path, text: str) -> None:
             os.fsync(f.fileno())
         if path.exists():
             # a hard link, not a rename: there is never a moment without a lock file
-            backup = path.with_name(path.name + ".backup")
+            backup = state_dir(path.parent) / f"{path.name}.backup"
             with contextlib.suppress(OSError):
                 os.unlink(backup)
             with contextlib.suppress(OSError):
@@ -160,6 +161,21 @@ def _write(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+STATE_DIR = ".assistsync"
+
+
+def state_dir(project: Path) -> Path:
+    """``project/.assistsync``, created with a ``.gitignore`` of ``*``: sandbox state and
+    run-time locks never show up as changes, whatever the project's own ignore rules."""
+    state = project / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    ignore = state / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            ignore.write_text("# created by assistsync: nothing here belongs in git\n*\n")
+    return state
 
 
 @contextlib.contextmanager
@@ -172,8 +188,7 @@ def exclusive(path: Path) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout  # lazy: only apply needs it
 
-    state = path.parent / ".assistsync"
-    state.mkdir(parents=True, exist_ok=True)
+    state = state_dir(path.parent)
     holder_file = state / f"{path.name}.holder"
     flock = FileLock(str(state / f"{path.name}.lck"))
     try:

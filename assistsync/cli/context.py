@@ -32,11 +32,6 @@ class Settings:
     no_color: bool = False
     debug: bool = False
 
-    @property
-    def state_dir(self) -> Path:
-        """``DIR/.assistsync``: sandbox state and run-time files, never committed."""
-        return self.root / ".assistsync"
-
 
 def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
     """Pass the global ``Settings`` to a command, and accept ``-C DIR`` after the command name
@@ -70,11 +65,12 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
     from assistsync.api import ApiClient
 
     if settings.sandbox:
+        from assistsync.lockfile import state_dir
         from assistsync.server import start_server
 
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        db = state_dir(settings.root) / "sandbox.db"
         with (
-            start_server(host="127.0.0.1", port=0, db=settings.state_dir / "sandbox.db") as server,
+            start_server(host="127.0.0.1", port=0, db=db) as server,
             ApiClient(server.base_url, SANDBOX_KEY) as client,
         ):
             yield client

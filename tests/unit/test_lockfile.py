@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from assistsync.errors import AssistsyncError, LockBusyError
-from assistsync.lockfile import exclusive, lock_text, read_lock, with_lineage, write_lock
+from assistsync.lockfile import (
+    exclusive,
+    lock_text,
+    read_lock,
+    state_dir,
+    with_lineage,
+    write_lock,
+)
 from assistsync.model import AssistantConfig, Lock, LockedAssistant, LockedFile
 
 
@@ -43,7 +50,8 @@ def test_round_trip_and_backup(tmp_path: Path) -> None:
     second = sample().model_copy(update={"serial": 8})
     write_lock(path, second)
     assert read_lock(path) == second
-    assert read_lock(path.with_name("assistsync.lock.backup")) == sample()
+    assert read_lock(tmp_path / ".assistsync" / "assistsync.lock.backup") == sample()
+    assert not path.with_name("assistsync.lock.backup").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -88,3 +96,9 @@ def test_a_lock_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> Non
     blocker.write_text("")
     with pytest.raises(AssistsyncError, match="cannot write the lock file"):
         write_lock(blocker / "assistsync.lock", sample())
+
+
+def test_state_dir_ignores_itself_in_git(tmp_path: Path) -> None:
+    state = state_dir(tmp_path)
+    assert state == tmp_path / ".assistsync"
+    assert (state / ".gitignore").read_text().splitlines()[-1] == "*"
