@@ -40,6 +40,8 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
     """
     if not raw.strip():
         raise PathProblem(f"{what} is empty")
+    if "\0" in raw:
+        raise PathProblem(f"{what} {raw!r} contains a NUL character, which no file name can hold")
     if (
         PurePosixPath(raw).is_absolute()
         or PureWindowsPath(raw).is_absolute()

@@ -158,6 +158,16 @@ class _Builder:
             self.problem(_pos(node), f"cannot read this value: {exc.problem}")
             return None
 
+    def scalar_key(self, node: ScalarNode) -> Any:
+        """A mapping key's value; keys never take ${VAR} (a key is an identity)."""
+        if node.tag == _STR_TAG:
+            return node.value
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except ConstructorError as exc:
+            self.problem(_pos(node), f"cannot read this key: {exc.problem}")
+            return node.value
+
     def mapping(self, node: MappingNode) -> YMap:
         result = YMap(_pos(node))
         merges: list[YMap] = []
@@ -173,12 +183,7 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self.problem(_pos(key_node), "mapping keys must be plain values, not collections")
                 continue
-            # Keys never take ${VAR}: a key is an identity, not configuration.
-            key = (
-                key_node.value
-                if key_node.tag == _STR_TAG
-                else self.scalars.construct_object(key_node, deep=True)
-            )
+            key = self.scalar_key(key_node)
             if key in result.key_pos:
                 line, col = result.key_pos[key]
                 self.problem(

@@ -1,0 +1,171 @@
+"""Whatever a manifest contains, loading it ends in a project or a located ``ManifestError``:
+never another exception (which the CLI would report as a bug)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from assistsync.errors import ManifestError
+from assistsync.manifest import load_project, locate_lock
+
+FRAGMENTS = [
+    "assistants:",
+    "\n",
+    "  ",
+    "    ",
+    "bot:",
+    "model: gpt-4",
+    "name:",
+    "tools:",
+    "- type: retrieval",
+    "- type: function",
+    "function:",
+    "parameters:",
+    "parameters_file: ../p.json",
+    "files:",
+    "- ../docs/*.md",
+    "- ../../etc/passwd",
+    "metadata:",
+    "team: x",
+    "instructions_file: ../i.md",
+    "instructions: |",
+    "${HOME}",
+    "${NOPE}",
+    "&a",
+    "*a",
+    "<<: *a",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    "?",
+    "!!binary",
+    "!!str",
+    "'",
+    '"',
+    "#",
+    "---",
+    "...",
+    "\t",
+    "123",
+    "null",
+    "true",
+    "~",
+    "-",
+]
+
+FIELDS = [
+    "name",
+    "model",
+    "description",
+    "instructions",
+    "instructions_file",
+    "tools",
+    "files",
+    "metadata",
+    "type",
+    "function",
+    "parameters",
+    "parameters_file",
+    "colour",
+    "assistsync_key",
+]
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["../i.md", "../p.json", "../docs/*.md", "retrieval", "function", "f-1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+documents = st.dictionaries(
+    st.sampled_from(["bot", "Bad Key", "x" * 70]) | st.text(max_size=6),
+    st.dictionaries(st.sampled_from(FIELDS), values, max_size=6),
+    max_size=3,
+).map(lambda assistants: {"assistants": assistants})
+
+
+def _dump(document: object) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+manifest_text = st.one_of(
+    documents.map(_dump),
+    st.lists(st.sampled_from(FRAGMENTS), max_size=40).map(" ".join),
+    st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join),
+    st.text(max_size=200),
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(text=manifest_text)
+def test_any_manifest_loads_or_fails_with_located_errors(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "assistsync.yaml").write_text("manifests: [assistants/*.yaml]\n")
+        (root / "assistants").mkdir()
+        (root / "docs").mkdir()
+        (root / "docs" / "a.md").write_text("doc")
+        (root / "i.md").write_text("instructions")
+        (root / "p.json").write_text('{"type": "object"}')
+        (root / "assistants" / "fuzz.yaml").write_text(text, encoding="utf-8", errors="replace")
+        try:
+            load_project(root, env={"HOME": "/home/x"})
+        except ManifestError as exc:
+            diagnostics = exc.diagnostics
+        else:
+            return
+    assert diagnostics
+    for d in diagnostics:
+        assert d.line >= 1
+        assert d.col >= 1
+        assert d.message
+
+
+projects = st.dictionaries(
+    st.sampled_from(["manifests", "lock", "$schema", "extra"]),
+    values | st.sampled_from(["../x.lock", "\0", "assistants/*.yaml", "/abs.lock", "docs"]),
+    max_size=3,
+).map(_dump)
+
+
+@settings(
+    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(text=projects | st.text(max_size=100))
+def test_any_project_file_loads_or_fails_cleanly(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "assistsync.yaml").write_text(text, encoding="utf-8", errors="replace")
+        (root / "assistants").mkdir()
+        (root / "docs").mkdir()
+        (root / "assistants" / "a.yaml").write_text("assistants:\n  bot:\n    model: gpt-4\n")
+        try:
+            load_project(root)
+            locate_lock(root)
+        except ManifestError as exc:
+            assert all(d.line >= 1 and d.col >= 1 and d.message for d in exc.diagnostics)  # noqa: PT017
