@@ -110,9 +110,10 @@ def read_lock(path: Path) -> Lock:
             f"{path}:{exc.lineno}:{exc.colno}: the lock file is not valid JSON ({exc.msg}). "
             f"Restore it from git or from {STATE_DIR}/{path.name}.backup."
         ) from exc
-    if isinstance(data, dict) and data.get("version", LOCK_VERSION) > LOCK_VERSION:
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > LOCK_VERSION:
         raise AssistsyncError(
-            f"{path}: lock version {data['version']} is newer than this assistsync understands "
+            f"{path}: lock version {version} is newer than this assistsync understands "
             f"({LOCK_VERSION}). Upgrade assistsync."
         )
     try:
