@@ -345,7 +345,10 @@ class ApiClient:
             return model.model_validate(data)
         except pydantic.ValidationError as exc:
             raise self._shape_error(
-                method, path, f"a valid {model.__name__} ({exc.error_count()} problems)", lost=lost
+                method,
+                path,
+                f"a valid {_NOUNS.get(model.__name__, model.__name__)} ({exc.error_count()} problems)",
+                lost=lost,
             ) from exc
 
     def _shape_error(
@@ -529,6 +532,10 @@ class _Done(Generic[T]):
     """A finished call's value (wrapped so a None result is not mistaken for "retry")."""
 
     value: T
+
+
+_NOUNS = {"LiveAssistant": "assistant object", "LiveFile": "file object"}
+"""How error messages name the objects a response should hold."""
 
 
 def _read(response: httpx.Response) -> bytes:

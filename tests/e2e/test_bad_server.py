@@ -1,0 +1,62 @@
+"""A server that answers nonsense gets one clear error from the CLI, never a traceback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from e2ekit import Project
+
+BODIES = {
+    "not json": (200, "text/html", b"<html>bad gateway</html>"),
+    "wrong shape": (200, "application/json", b'{"object": "list", "data": [{"id": 1}]}'),
+    "a list": (200, "application/json", b"[1, 2, 3]"),
+    "html error": (502, "text/html", b"<html><h1>502 Bad Gateway</h1></html>"),
+    "truncated": (200, "application/json", b'{"object": "list", "data": [{"id": "asst_'),
+}
+
+
+class Nonsense(BaseHTTPRequestHandler):
+    answer: ClassVar[tuple[int, str, bytes]] = BODIES["not json"]
+
+    def do_GET(self) -> None:
+        status, kind, body = Nonsense.answer
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Handle:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+
+@pytest.fixture
+def nonsense() -> Iterator[_Handle]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Nonsense)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield _Handle(f"http://127.0.0.1:{server.server_address[1]}/v1")
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("case", sorted(BODIES))
+def test_nonsense_is_one_clear_error(tmp_path: Path, nonsense: _Handle, case: str) -> None:
+    Nonsense.answer = BODIES[case]
+    p = Project(tmp_path / "p", nonsense)  # type: ignore[arg-type]
+    p.write("assistsync.yaml", "manifests: [a.yaml]\n")
+    p.write("a.yaml", "assistants:\n  x:\n    model: gpt-4\n")
+    result = p.run("plan")  # Project.run fails the test on any traceback
+    assert result.code == 1, result.all
+    (line,) = [x for x in result.err.splitlines() if x.startswith("Error:")]
+    assert "/v1/" in line  # says which call
+    assert nonsense.base_url.removesuffix("/v1") in line or "HTTP 502" in line
