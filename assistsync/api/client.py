@@ -347,7 +347,8 @@ class ApiClient:
             raise self._shape_error(
                 method,
                 path,
-                f"a valid {_NOUNS.get(model.__name__, model.__name__)} ({exc.error_count()} problems)",
+                f"a valid {_NOUNS.get(model.__name__, model.__name__)} "
+                f"({exc.error_count()} problems)",
                 lost=lost,
             ) from exc
 
