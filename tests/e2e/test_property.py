@@ -28,6 +28,7 @@ from assistsync.fetch import fetch_live
 from assistsync.manifest import load_project
 from assistsync.model import Desired, Lock
 from assistsync.planner import make_plan
+from assistsync.render import render_json, render_markdown, render_text
 from assistsync.server import Faults, start_server
 
 POOL = {f"docs/{n}.md": f"# {n}\n\ncontent of {n}\n" for n in ("a", "b", "c", "d")}
@@ -114,6 +115,8 @@ def converge(client: ApiClient, root: Path, desired: Desired, lock: Lock) -> Loc
         except ApiError as exc:
             failures = [exc]
             continue
+        for render in (render_text, render_markdown, render_json):  # any content renders
+            assert plan.summary() in render(plan) or render is render_json
         result = Applier(client, plan, desired, lock, root, save=lambda _: None).run()
         lock = result.lock
         if not result.failures:
