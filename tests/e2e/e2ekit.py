@@ -11,13 +11,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-
-from assistsync.server import ServerHandle
 
 API_KEY = "sk-e2e-secret-0123456789abcdef"
 
@@ -81,10 +83,41 @@ class Api:
         return dict(self.http.post("/assistants", json=body).raise_for_status().json())
 
 
+class Endpoint(Protocol):
+    """Anything with a base URL the CLI can be pointed at (the embedded server, a stub)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+
+class StubServer:
+    """A tiny stdlib server on loopback answering with ``handler``: for what the embedded server
+    cannot do on purpose (record request headers, answer nonsense)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@contextmanager
+def stub_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[StubServer]:
+    """A ``StubServer`` for the duration of a ``with`` block."""
+    server = StubServer(handler)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 class Project:
     """A project directory and the CLI pointed at one server."""
 
-    def __init__(self, root: Path, server: ServerHandle) -> None:
+    def __init__(self, root: Path, server: Endpoint) -> None:
         self.root = root
         self.server = server
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from e2ekit import Project
+from e2ekit import Project, StubServer, stub_server
 
 BODIES = {
     "not json": (200, "text/html", b"<html>bad gateway</html>"),
@@ -35,24 +34,16 @@ class Nonsense(BaseHTTPRequestHandler):
         pass
 
 
-class _Handle:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-
 @pytest.fixture
-def nonsense() -> Iterator[_Handle]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Nonsense)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield _Handle(f"http://127.0.0.1:{server.server_address[1]}/v1")
-    server.shutdown()
-    server.server_close()
+def nonsense() -> Iterator[StubServer]:
+    with stub_server(Nonsense) as server:
+        yield server
 
 
 @pytest.mark.parametrize("case", sorted(BODIES))
-def test_nonsense_is_one_clear_error(tmp_path: Path, nonsense: _Handle, case: str) -> None:
+def test_nonsense_is_one_clear_error(tmp_path: Path, nonsense: StubServer, case: str) -> None:
     Nonsense.answer = BODIES[case]
-    p = Project(tmp_path / "p", nonsense)  # type: ignore[arg-type]
+    p = Project(tmp_path / "p", nonsense)
     p.write("assistsync.yaml", "manifests: [a.yaml]\n")
     p.write("a.yaml", "assistants:\n  x:\n    model: gpt-4\n")
     result = p.run("plan")  # Project.run fails the test on any traceback

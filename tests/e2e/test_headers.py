@@ -8,14 +8,13 @@ expose request headers, and this test is about what the CLI sends, not what a se
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from e2ekit import API_KEY, Project
+from e2ekit import API_KEY, Project, StubServer, stub_server
 
 EMPTY_LIST = {"object": "list", "data": [], "first_id": None, "last_id": None, "has_more": False}
 
@@ -36,24 +35,17 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-class _Handle:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-
 @pytest.fixture
-def recorder() -> Iterator[_Handle]:
+def recorder() -> Iterator[StubServer]:
     Recorder.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield _Handle(f"http://127.0.0.1:{server.server_address[1]}/v1")
-    server.shutdown()
-    server.server_close()
+    with stub_server(Recorder) as server:
+        yield server
 
 
-def plan_with(tmp_path: Path, recorder: _Handle, env: dict[str, str]) -> dict[str, dict[str, str]]:
-    p = Project(tmp_path / "p", recorder)  # type: ignore[arg-type]
+def plan_with(
+    tmp_path: Path, recorder: StubServer, env: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    p = Project(tmp_path / "p", recorder)
     p.write("assistsync.yaml", "manifests: [a.yaml]\n")
     p.write("a.yaml", "assistants:\n  x:\n    model: gpt-4\n")
     result = p.run("plan", env=env)
@@ -61,7 +53,7 @@ def plan_with(tmp_path: Path, recorder: _Handle, env: dict[str, str]) -> dict[st
     return {path.split("?")[0]: headers for path, headers in Recorder.seen}
 
 
-def test_key_org_project_and_beta_headers(tmp_path: Path, recorder: _Handle) -> None:
+def test_key_org_project_and_beta_headers(tmp_path: Path, recorder: StubServer) -> None:
     seen = plan_with(tmp_path, recorder, {"OPENAI_ORG_ID": "org-42", "OPENAI_PROJECT_ID": "proj-7"})
     assert set(seen) == {"/v1/assistants", "/v1/files"}
     for headers in seen.values():
@@ -72,7 +64,7 @@ def test_key_org_project_and_beta_headers(tmp_path: Path, recorder: _Handle) -> 
     assert "openai-beta" not in seen["/v1/files"]
 
 
-def test_org_and_project_only_when_set(tmp_path: Path, recorder: _Handle) -> None:
+def test_org_and_project_only_when_set(tmp_path: Path, recorder: StubServer) -> None:
     seen = plan_with(tmp_path, recorder, {})
     for headers in seen.values():
         assert "openai-organization" not in headers
