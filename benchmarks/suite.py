@@ -169,17 +169,21 @@ class Suite:
         return middle
 
     @staticmethod
-    def _ours_apply_check(
-        expect: tuple[int, int] | None, server: ServerProcess
+    def _apply_check(
+        expect: tuple[int, int] | None,
+        server: ServerProcess,
+        tag: str,
+        failures_of: Callable[[Run], int],
     ) -> Callable[[Run], tuple[bool, int, str]]:
+        """A run is ok when it exits 0 and the server holds what the workload expects."""
+
         def check(run: Run) -> tuple[bool, int, str]:
-            m = _FAILED.search(run.stderr)
-            failures = int(m.group(1)) if m else 0
+            failures = failures_of(run)
             notes = []
             if run.returncode != 0:
                 notes.append(f"exit {run.returncode}, {failures} failed")
             if expect is not None:
-                census = server.census(TAG)
+                census = server.census(tag)
                 if census != expect:
                     notes.append(f"server holds {census}, expected {expect}")
             return (not notes, failures, "; ".join(notes))
@@ -187,23 +191,24 @@ class Suite:
         return check
 
     @staticmethod
+    def _ours_apply_check(
+        expect: tuple[int, int] | None, server: ServerProcess
+    ) -> Callable[[Run], tuple[bool, int, str]]:
+        def failures_of(run: Run) -> int:
+            m = _FAILED.search(run.stderr)
+            return int(m.group(1)) if m else 0
+
+        return Suite._apply_check(expect, server, TAG, failures_of)
+
+    @staticmethod
     def _base_apply_check(
         expect: tuple[int, int] | None, server: ServerProcess
     ) -> Callable[[Run], tuple[bool, int, str]]:
-        def check(run: Run) -> tuple[bool, int, str]:
+        def failures_of(run: Run) -> int:
             lines = run.stdout.strip().splitlines()
-            counts = json.loads(lines[-1]) if lines else {}
-            failures = int(counts.get("failed", 0))
-            notes = []
-            if run.returncode != 0:
-                notes.append(f"exit {run.returncode}, {failures} failed")
-            if expect is not None:
-                census = server.census(BASELINE_TAG)
-                if census != expect:
-                    notes.append(f"server holds {census}, expected {expect}")
-            return (not notes, failures, "; ".join(notes))
+            return int((json.loads(lines[-1]) if lines else {}).get("failed", 0))
 
-        return check
+        return Suite._apply_check(expect, server, BASELINE_TAG, failures_of)
 
     @staticmethod
     def _ours_plan_check(run: Run) -> tuple[bool, int, str]:
