@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from assistsync.model import AssistantChange, AssistantConfig, Drift, FileChange, Plan
@@ -79,9 +80,15 @@ def _config_lines(plan: Plan, sym: str, depth: int, config: AssistantConfig) -> 
         out.append(Line(" ", depth, "  ]"))
     if config.metadata:
         out.append(Line(sym, depth, f"{'metadata':<12} = {{"))
-        out += [Line(sym, depth + 2, f"{k} = {_q(v)}") for k, v in config.metadata.items()]
+        width = _key_width(config.metadata)
+        out += [Line(sym, depth + 2, f"{k:<{width}} = {_q(v)}") for k, v in config.metadata.items()]
         out.append(Line(" ", depth, "  }"))
     return out
+
+
+def _key_width(keys: Iterable[str]) -> int:
+    """The width that aligns the ``=`` of a block's keys, as Terraform aligns attributes."""
+    return max((len(k) for k in keys), default=0)
 
 
 def _deepdiff_path(path: str) -> str:
@@ -164,13 +171,15 @@ def _field_diff(
         return out
     # metadata
     out = [Line("~", depth, f"{'metadata':<12} = {{")]
-    for k in sorted(set(old) | set(new)):
+    keys = [k for k in sorted(set(old) | set(new)) if k not in old or old[k] != new.get(k)]
+    width = _key_width(keys)
+    for k in keys:
         if k not in old:
-            out.append(Line("+", depth + 2, f"{k} = {_q(new[k])}"))
+            out.append(Line("+", depth + 2, f"{k:<{width}} = {_q(new[k])}"))
         elif k not in new:
-            out.append(Line("-", depth + 2, f"{k} = {_q(old[k])}"))
-        elif old[k] != new[k]:
-            out.append(Line("~", depth + 2, f"{k} = {_q(old[k])} -> {_q(new[k])}"))
+            out.append(Line("-", depth + 2, f"{k:<{width}} = {_q(old[k])}"))
+        else:
+            out.append(Line("~", depth + 2, f"{k:<{width}} = {_q(old[k])} -> {_q(new[k])}"))
     if old == new:  # only the ownership tag differs
         out.append(Line("+", depth + 2, "assistsync_key (ownership tag restored)"))
     out.append(Line(" ", depth, "  }"))

@@ -75,7 +75,7 @@ def plan_creates() -> Plan:
         instructions=INSTRUCTIONS,
         tools=({"type": "retrieval"}, LOOKUP),
         files=("docs/faq.md",),
-        metadata={"team": "support"},
+        metadata={"team": "support", "cost_center": "4711"},
     )
     d = Desired(assistants={"order-helper": helper}, files={"docs/faq.md": FAQ})
     return make_plan(d, Live(), Lock(lineage=""))
@@ -190,3 +190,33 @@ def test_json_has_terraform_shape() -> None:
     assert by_address["assistant.order-helper"]["change"]["actions"] == ["create"]
     assert by_address["assistant.order-helper"]["change"]["after"]["files"] == ["docs/faq.md"]
     assert by_address["file.docs/faq.md"]["change"]["actions"] == ["create"]
+
+
+def _equals_columns(text: str, start: str) -> set[int]:
+    """The columns of ``=`` in the lines of the block that opens with ``start``."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if start in line) + 1
+    block = lines[first : next(i for i in range(first, len(lines)) if lines[i].strip() == "}")]
+    return {line.index(" = ") for line in block}
+
+
+def test_metadata_keys_align_their_equals_signs_as_terraform_does() -> None:
+    created = render_text(plan_creates())
+    assert '+ cost_center = "4711"' in created
+    assert '+ team        = "support"' in created
+    assert len(_equals_columns(created, "metadata     = {")) == 1
+
+    a = _assistant("bot", metadata={"team": "support", "x": "1", "tier": "gold"})
+    d = Desired(assistants={"bot": a})
+    lock = Lock(
+        lineage="l",
+        assistants={"bot": LockedAssistant(id="asst_1", applied=d.config_of("bot").digest())},
+    )
+    changed = a.model_copy(update={"metadata": {"team": "sales", "x": "1", "cost_center": "9"}})
+    live = Live(assistants=(_live(a, "asst_1"),))
+    updated = render_text(make_plan(Desired(assistants={"bot": changed}), live, lock))
+    assert '+ cost_center = "9"' in updated
+    assert '~ team        = "support" -> "sales"' in updated
+    assert '- tier        = "gold"' in updated
+    assert " x " not in updated  # unchanged pairs are not shown
+    assert len(_equals_columns(updated, "metadata     = {")) == 1
