@@ -25,7 +25,7 @@ SANDBOX_KEY = "sk-sandbox"
 
 @dataclass(frozen=True)
 class Settings:
-    """Global options, as given before the command."""
+    """Global options, given before the command or after it."""
 
     root: Path
     sandbox: bool = False
@@ -33,9 +33,18 @@ class Settings:
     debug: bool = False
 
 
+def enable_debug() -> None:
+    """``--debug``: log every HTTP request and retry to stderr (idempotent)."""
+    import logging
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="debug: %(message)s", stream=sys.stderr)
+
+
 def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
-    """Pass the global ``Settings`` to a command, and accept ``-C DIR`` after the command name
-    too (``assistsync validate -C infra``): pre-commit and other tools append arguments."""
+    """Pass the global ``Settings`` to a command, and accept the global options after the
+    command name too (``assistsync validate -C infra --no-color``): pre-commit and CI templates
+    append arguments. An option given on either side counts; ``-C`` after the command wins."""
 
     @click.option(
         "-C",
@@ -45,11 +54,44 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         default=None,
         help="Project directory (may also come before the command).",
     )
+    @click.option(
+        "--sandbox",
+        "sandbox",
+        is_flag=True,
+        help="Use the embedded API server (may also come before the command).",
+    )
+    @click.option(
+        "--no-color",
+        "no_color",
+        is_flag=True,
+        help="Never colour output (also before the command).",
+    )
+    @click.option(
+        "--debug",
+        "debug",
+        is_flag=True,
+        help="Tracebacks and HTTP logging (also before the command).",
+    )
     @click.pass_obj
     @functools.wraps(command)
-    def wrapper(settings: Settings, directory: Path | None, *args: Any, **kwargs: Any) -> int:
-        if directory is not None:
-            settings = dataclasses.replace(settings, root=directory)
+    def wrapper(
+        settings: Settings,
+        directory: Path | None,
+        sandbox: bool,
+        no_color: bool,
+        debug: bool,
+        *args: Any,
+        **kwargs: Any,
+    ) -> int:
+        settings = dataclasses.replace(
+            settings,
+            root=settings.root if directory is None else directory,
+            sandbox=settings.sandbox or sandbox,
+            no_color=settings.no_color or no_color,
+            debug=settings.debug or debug,
+        )
+        if debug:
+            enable_debug()
         return command(settings, *args, **kwargs)
 
     return wrapper

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from assistsync import __version__
-from assistsync.cli.context import Settings
+from assistsync.cli.context import Settings, enable_debug
 from assistsync.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError
 
 EPILOG = """\b
@@ -72,9 +72,7 @@ def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debu
     """Keep Assistants API v1 assistants as code: validate, plan and apply YAML manifests."""
     ctx.obj = Settings(root=directory, sandbox=sandbox, no_color=no_color, debug=debug)
     if debug:
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="debug: %(message)s", stream=sys.stderr)
+        enable_debug()
 
 
 def _register() -> None:

@@ -149,3 +149,57 @@ def test_directory_may_follow_the_command(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Valid: 2 assistants and 2 knowledge files in 1 manifest." in result.stdout
+
+
+def _on_a_terminal(root: Path, *args: str) -> tuple[int, str]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; what it printed there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "NO_COLOR"}
+    with subprocess.Popen(
+        [sys.executable, "-m", "assistsync", "-C", str(root), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env={**env, "TERM": "xterm"},
+    ) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = proc.wait(timeout=60)
+    os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    """pre-commit and CI templates append arguments: ``plan --sandbox --debug --no-color``."""
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
+    planned = cli(root, "plan", "--sandbox", "--debug", "--detailed-exitcode")
+    assert planned.returncode == 2, planned.stderr
+    assert "Plan: 4 to add, 0 to change, 0 to destroy." in planned.stdout
+    assert "debug: " in planned.stderr  # --debug logs every request
+    assert (root / ".assistsync" / "sandbox.db").exists()  # --sandbox took effect
+
+    code, coloured = _on_a_terminal(root, "plan", "--sandbox")
+    assert code == 0, coloured
+    assert "\x1b[" in coloured  # a terminal gets colour
+    code, plain = _on_a_terminal(root, "plan", "--sandbox", "--no-color")
+    assert code == 0, plain
+    assert "Plan: 4 to add" in plain
+    assert "\x1b[" not in plain
+
+    applied = cli(root, "apply", "--auto-approve", "--sandbox", "--no-color")
+    assert applied.returncode == 0, applied.stderr
+    assert "Apply complete! Resources: 4 added" in applied.stdout
+    # before the command still works
+    again = cli(root, "--sandbox", "--no-color", "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
