@@ -10,12 +10,15 @@ from __future__ import annotations
 from assistsync.api.client import DEFAULT_TIMEOUT, ApiClient, ApiStats
 from assistsync.api.errors import ResponseLostError
 from assistsync.api.retry import RetryPolicy, parse_retry_after
+from assistsync.api.secrets import Redactor, header_problem
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ApiClient",
     "ApiStats",
+    "Redactor",
     "ResponseLostError",
     "RetryPolicy",
+    "header_problem",
     "parse_retry_after",
 ]

@@ -32,7 +32,6 @@ import pydantic
 
 from assistsync import __version__
 from assistsync.api.errors import (
-    Redactor,
     ResponseLostError,
     display_url,
     error_fields,
@@ -40,6 +39,7 @@ from assistsync.api.errors import (
     transport_error,
 )
 from assistsync.api.retry import RetryPolicy
+from assistsync.api.secrets import Redactor, header_problem
 from assistsync.errors import ApiError, ConfigError
 from assistsync.model.live import LiveAssistant, LiveFile
 
@@ -144,7 +144,13 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        url = httpx.URL(base_url)
+        _check_headers(api_key, organization, project)
+        try:
+            url = httpx.URL(base_url)
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise ConfigError(
+                f"the API base URL is not a valid URL ({exc}). Check OPENAI_BASE_URL."
+            ) from None
         if url.scheme not in ("http", "https") or not url.host:
             raise ConfigError(
                 f"the API base URL must be an http(s) URL such as http://127.0.0.1:8080/v1, "
@@ -526,6 +532,21 @@ class ApiClient:
         )
         log.warning("%s", error)
         raise error from exc
+
+
+def _check_headers(api_key: str, organization: str | None, project: str | None) -> None:
+    """Refuse values that cannot be sent as headers before any request, without showing them.
+
+    Callers that know where a value came from (``OPENAI_API_KEY``) check it first and name it;
+    this is the backstop for every other caller.
+    """
+    problem = header_problem(api_key)
+    if problem:
+        raise ConfigError(f"the API key {problem}, so it cannot be sent; check how it was set.")
+    for label, value in (("organization", organization), ("project", project)):
+        problem = header_problem(value) if value else None
+        if problem:
+            raise ConfigError(f"the {label} id {problem}, so it cannot be sent.")
 
 
 @dataclass(frozen=True)

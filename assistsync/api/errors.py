@@ -2,7 +2,8 @@
 
 This is the edge where httpx's exceptions and error responses stop: everything above
 ``assistsync.api`` sees only ``ApiError`` (and its subclass :class:`ResponseLostError`). Messages
-never contain the API key; :class:`Redactor` scrubs it from any text that came from the server.
+never contain the API key; :class:`~assistsync.api.secrets.Redactor` scrubs every form of it
+from any text that came from the server or the transport.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from assistsync.api.secrets import Redactor
 from assistsync.errors import ApiError
 
 
@@ -24,22 +26,6 @@ class ResponseLostError(ApiError):
     duplicate: the caller must look for the object it tagged (reconcile) before trying again.
     ``status`` is the HTTP status when a response did arrive (e.g. 500), else None.
     """
-
-
-class Redactor:
-    """Removes the API key from text before it can reach a message, repr or log."""
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def __repr__(self) -> str:
-        return "Redactor(<hidden>)"
-
-    def __call__(self, text: str) -> str:
-        """``text`` with every occurrence of the key replaced."""
-        if self._secret and self._secret in text:
-            return text.replace(self._secret, "<api key>")
-        return text
 
 
 def display_url(url: httpx.URL) -> str:

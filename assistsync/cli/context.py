@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,9 +16,13 @@ import click
 from assistsync.errors import ConfigError
 
 if TYPE_CHECKING:
-    from assistsync.api import ApiClient
+    import logging
+
+    from assistsync.api import ApiClient, Redactor
+    from assistsync.server import ServerHandle
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+KEY_VARIABLE = "OPENAI_API_KEY"
 SANDBOX_KEY = "sk-sandbox"
 """The key sent to the embedded sandbox server, which accepts any bearer token."""
 
@@ -34,11 +38,35 @@ class Settings:
 
 
 def enable_debug() -> None:
-    """``--debug``: log every HTTP request and retry to stderr (idempotent)."""
+    """``--debug``: log every HTTP request and retry to stderr, the key scrubbed (idempotent)."""
     import logging
     import sys
 
-    logging.basicConfig(level=logging.INFO, format="debug: %(message)s", stream=sys.stderr)
+    root = logging.getLogger()
+    if any(isinstance(f, _Scrub) for h in root.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    handler.addFilter(_Scrub())
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+class _Scrub:
+    """A logging filter that removes the key from every record before it is written."""
+
+    def __init__(self) -> None:
+        self._redact = redactor()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            import traceback
+
+            record.exc_text = self._redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+        return True
 
 
 def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
@@ -97,33 +125,59 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
     return wrapper
 
 
+def api_key() -> str:
+    """``OPENAI_API_KEY`` without the surrounding whitespace a ``$(cat key.txt)`` leaves."""
+    return os.environ.get(KEY_VARIABLE, "").strip()
+
+
+def redactor() -> Redactor:
+    """Scrubs every form of the configured key from text (see ``assistsync.api.secrets``)."""
+    from assistsync.api import Redactor
+
+    return Redactor(os.environ.get(KEY_VARIABLE, ""))
+
+
+def _check_header_variable(name: str, value: str, what: str) -> None:
+    """Refuse a variable that cannot be sent as a header: say which and why, never its value."""
+    from assistsync.api import header_problem
+
+    problem = header_problem(value)
+    if problem:
+        raise ConfigError(
+            f"{name} is not a usable {what}: it {problem}. It must be printable ASCII without "
+            f"spaces; set it again from where you got it (its value is not shown)."
+        )
+
+
 @contextmanager
 def open_client(settings: Settings) -> Iterator[ApiClient]:
     """An API client for this run: the embedded sandbox server, or ``OPENAI_BASE_URL``.
 
     The sandbox server runs in-process on a free loopback port with its SQLite database in
-    ``DIR/.assistsync/sandbox.db``, so state persists between commands.
+    ``DIR/.assistsync/sandbox.db``, so state persists between commands. Settings that cannot
+    work (a key that cannot be sent, a state directory that cannot be created) are refused
+    before any request with a ``ConfigError`` naming them.
     """
     from assistsync.api import ApiClient
 
     if settings.sandbox:
-        from assistsync.lockfile import state_dir
-        from assistsync.server import start_server
-
-        db = state_dir(settings.root) / "sandbox.db"
-        with (
-            start_server(host="127.0.0.1", port=0, db=db) as server,
-            ApiClient(server.base_url, SANDBOX_KEY) as client,
-        ):
-            yield client
+        with ExitStack() as stack:
+            server = stack.enter_context(_sandbox(settings.root))
+            yield stack.enter_context(ApiClient(server.base_url, SANDBOX_KEY))
         return
-    key = os.environ.get("OPENAI_API_KEY", "").strip()
+    key = api_key()
     if not key:
         raise ConfigError(
-            "OPENAI_API_KEY is not set. Export the key of your Assistants-compatible server "
+            f"{KEY_VARIABLE} is not set. Export the key of your Assistants-compatible server "
             "(and OPENAI_BASE_URL for its address), or use --sandbox to run against the "
             "embedded server."
         )
+    _check_header_variable(KEY_VARIABLE, key, "API key")
+    organization = os.environ.get("OPENAI_ORG_ID", "").strip() or None
+    project = os.environ.get("OPENAI_PROJECT_ID", "").strip() or None
+    for name, value in (("OPENAI_ORG_ID", organization), ("OPENAI_PROJECT_ID", project)):
+        if value:
+            _check_header_variable(name, value, "id")
     base_url = os.environ.get("OPENAI_BASE_URL", "").strip()
     if not base_url:
         base_url = DEFAULT_BASE_URL
@@ -133,10 +187,32 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
             "Assistants-compatible server.",
             err=True,
         )
-    with ApiClient(
-        base_url,
-        key,
-        organization=os.environ.get("OPENAI_ORG_ID") or None,
-        project=os.environ.get("OPENAI_PROJECT_ID") or None,
-    ) as client:
+    with ApiClient(base_url, key, organization=organization, project=project) as client:
         yield client
+
+
+@contextmanager
+def _sandbox(root: Path) -> Iterator[ServerHandle]:
+    """The embedded server on its state in ``root/.assistsync/``; its setup errors mapped."""
+    import sqlite3
+
+    from assistsync.lockfile import STATE_DIR, state_dir
+    from assistsync.server import start_server
+
+    where = f"{STATE_DIR}/sandbox.db"
+    with ExitStack() as stack:
+        try:
+            db = state_dir(root) / "sandbox.db"
+            server = stack.enter_context(start_server(host="127.0.0.1", port=0, db=db))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot keep the sandbox state in {where}: {exc.strerror or exc}. "
+                f"Make {STATE_DIR}/ a writable directory of the project (or remove what is "
+                "in its place)."
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"the sandbox state {where} is not a usable database ({exc}). Remove it to "
+                "start the sandbox afresh."
+            ) from exc
+        yield server

@@ -89,7 +89,11 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and map every outcome to a documented exit code (see module docstring)."""
+    """Run the CLI and map every outcome to a documented exit code (see module docstring).
+
+    Everything this handler prints goes through the key's redactor first, tracebacks under
+    ``--debug`` included: an exception can carry the key from deep inside the transport.
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         result = cli.main(args=argv, prog_name="assistsync", standalone_mode=False)
@@ -102,23 +106,32 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except AssistsyncError as exc:
-        if debug:
-            raise
-        click.echo(f"Error: {exc.message}", err=True)
+        _report(exc, f"Error: {exc.message}", debug)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("\nInterrupted; every change that finished is recorded in the lock.", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:  # the one place that turns a bug into a message
-        if debug:
-            raise
-        click.echo(
+        _report(
+            exc,
             f"Error: assistsync hit an internal error ({type(exc).__name__}: {exc}). "
             "This is a bug; re-run with --debug for the traceback and report it.",
-            err=True,
+            debug,
         )
         return EXIT_BUG
     return int(result) if isinstance(result, int) else EXIT_OK
+
+
+def _report(exc: BaseException, message: str, debug: bool) -> None:
+    """Print ``message`` (and under ``--debug`` the traceback first), with the key scrubbed."""
+    from assistsync.cli.context import redactor
+
+    redact = redactor()
+    if debug:
+        import traceback
+
+        click.echo(redact("".join(traceback.format_exception(exc))).rstrip("\n"), err=True)
+    click.echo(redact(message), err=True)
 
 
 def entry() -> None:

@@ -203,3 +203,21 @@ def test_global_options_may_follow_the_command(tmp_path: Path) -> None:
     # before the command still works
     again = cli(root, "--sandbox", "--no-color", "plan", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_sandbox_state_that_cannot_be_used_is_a_plain_error(tmp_path: Path) -> None:
+    root = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
+    (root / ".assistsync").write_text("not a directory\n", encoding="utf-8")
+    result = cli(root, "--sandbox", "plan")
+    assert result.returncode == 1, result.stderr
+    assert "cannot keep the sandbox state in .assistsync/sandbox.db" in result.stderr
+    assert "internal error" not in result.stderr
+
+    (root / ".assistsync").unlink()
+    (root / ".assistsync").mkdir()
+    (root / ".assistsync" / "sandbox.db").write_text("garbage " * 100, encoding="utf-8")
+    result = cli(root, "--sandbox", "plan")
+    assert result.returncode == 1, result.stderr
+    assert "is not a usable database" in result.stderr
+    assert "Remove it" in result.stderr
