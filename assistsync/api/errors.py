@@ -90,12 +90,23 @@ def _status_message(status: int, api_message: str, base: str) -> str:
             "OPENAI_ORG_ID / OPENAI_PROJECT_ID."
         )
     if status == 404:
-        return f"not found: {api_message}"
+        return f"not found: {api_message}{_v1_hint(base)}"
     if status == 429:
         return f"rate limited: {api_message}. Lower the concurrency or wait, then run again."
     if status >= 500:
         return f"the server at {base} failed: {api_message}"
     return api_message
+
+
+def _v1_hint(base: str) -> str:
+    """For a base URL that does not end in ``/v1``: the likely fix, as a question.
+
+    Assistants-compatible servers serve the API under ``/v1``; a base URL without it answers
+    404 to every call, which otherwise reads like a missing object.
+    """
+    if base.rstrip("/").endswith("/v1"):
+        return ""
+    return f". Did you mean OPENAI_BASE_URL={base.rstrip('/')}/v1?"
 
 
 def response_error(

@@ -51,3 +51,20 @@ def test_nonsense_is_one_clear_error(tmp_path: Path, nonsense: StubServer, case:
     (line,) = [x for x in result.err.splitlines() if x.startswith("Error:")]
     assert "/v1/" in line  # says which call
     assert nonsense.base_url.removesuffix("/v1") in line or "HTTP 502" in line
+
+
+def test_a_base_url_without_v1_gets_a_did_you_mean(tmp_path: Path) -> None:
+    from assistsync.server import start_server
+
+    with start_server(port=0) as server:
+        root_url = server.base_url.removesuffix("/v1")
+        p = Project(tmp_path / "p", server)
+        p.write("assistsync.yaml", "manifests: [a.yaml]\n")
+        p.write("a.yaml", "assistants:\n  x:\n    model: gpt-4\n")
+        result = p.run("plan", env={"OPENAI_BASE_URL": root_url})
+        assert result.code == 1, result.all
+        (line,) = [x for x in result.err.splitlines() if x.startswith("Error:")]
+        assert "HTTP 404" in line
+        assert f"Did you mean OPENAI_BASE_URL={root_url}/v1?" in line
+        # with /v1 the same server plans fine, and a 404 there gets no such hint
+        assert p.run("plan").code == 0
