@@ -112,7 +112,10 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     if inputs.commit_lock and changed:
         try:
             sha = commit_lock(
-                lock_path, commit_message(summary, wd, runner.run_url), runner.ref_name
+                lock_path,
+                commit_message(summary, wd, runner.run_url),
+                runner.ref_name,
+                note=lambda text: echo(command("notice", text, title="assistsync")),
             )
         except GitError as exc:
             echo(command("error", exc.message, title="assistsync: the lock was not committed"))

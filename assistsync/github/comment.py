@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from assistsync.errors import Diagnostic
+from assistsync.github.commands import repo_path
 from assistsync.model import Plan
 from assistsync.render import render_markdown
 
@@ -79,6 +81,21 @@ def error_comment(
     end = footer(commit, run_url, plan=False)
     body = shorten("\n".join(parts), limit - len(marker(working_directory)) - len(end) - 2)
     return f"{marker(working_directory)}\n{body}\n{end}"
+
+
+def diagnostic_lines(working_directory: str, diagnostics: Sequence[Diagnostic]) -> list[str]:
+    """``FILE:LINE:COL: message`` per manifest problem, with paths relative to the repository."""
+    return [
+        f"{repo_path(working_directory, d.file)}:{d.line}:{d.col}: {d.message}" for d in diagnostics
+    ]
+
+
+def error_summary(
+    working_directory: str, headline: str, details: Sequence[str], commit: str | None
+) -> str:
+    """The job summary when there is no plan: the error comment without its marker."""
+    text = error_comment(working_directory, headline, details, commit=commit, limit=SUMMARY_LIMIT)
+    return text.split("\n", 1)[1]
 
 
 def shorten(markdown: str, limit: int, *, where: str = "the job summary") -> str:

@@ -8,6 +8,7 @@ branch moved meanwhile (another merge landed), the commit is rebased onto it and
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from assistsync.errors import AssistsyncError
@@ -23,28 +24,55 @@ class GitError(AssistsyncError):
 
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     identity = ("-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}")
-    proc = subprocess.run(
-        ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
+    try:
+        proc = subprocess.run(
+            ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except OSError as exc:  # no git on the runner, or the directory is gone
+        raise GitError(f"cannot run git to commit the lock: {exc.strerror or exc}.") from exc
     if check and proc.returncode != 0:
         raise GitError(f"git {' '.join(args)} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc
 
 
-def commit_lock(lock: Path, message: str, branch: str = "") -> str | None:
+def ignore_rule(lock: Path) -> str | None:
+    """The ``.gitignore`` rule that ignores ``lock`` (``FILE:LINE: PATTERN``), or None."""
+    found = _git(lock.parent, "check-ignore", "--verbose", "--", lock.name, check=False)
+    if found.returncode != 0:
+        return None
+    source, _, pattern = found.stdout.partition("\t")[0].rpartition(":")
+    return f"{source}: {pattern}" if source else found.stdout.strip()
+
+
+def commit_lock(
+    lock: Path, message: str, branch: str = "", note: Callable[[str], None] | None = None
+) -> str | None:
     """Commit ``lock`` if it differs from ``HEAD`` and push it; the new commit's sha, or None.
 
     ``branch`` is the branch to push to (``GITHUB_REF_NAME``); empty means the checked-out one.
+    A lock that git ignores is committed all the same (``git add -f``): the user asked for it,
+    and an uncommitted lock makes the next apply re-import everything by tag. ``note`` is told
+    so, for the log.
     """
     cwd = lock.parent
-    if not _git(cwd, "status", "--porcelain", "--", lock.name).stdout.strip():
+    status = _git(cwd, "status", "--porcelain", "--ignored", "--", lock.name).stdout
+    if not status.strip():
         return None
     if not branch:
         branch = _git(cwd, "symbolic-ref", "--quiet", "--short", "HEAD", check=False).stdout
         branch = branch.strip()
         if not branch:
             raise GitError("cannot tell which branch to push the lock to (detached HEAD).")
-    _git(cwd, "add", "--", lock.name)
+    if status.startswith("!!"):
+        rule = ignore_rule(lock) or "a .gitignore rule"
+        if note is not None:
+            note(
+                f"git ignores {lock.name} ({rule}); committing it anyway (git add -f) because "
+                "commit-lock is true. Remove that rule so the lock is tracked like any file."
+            )
+        _git(cwd, "add", "--force", "--", lock.name)
+    else:
+        _git(cwd, "add", "--", lock.name)
     _git(cwd, "commit", "--quiet", "--message", message, "--", lock.name)
     for attempt in range(PUSH_ATTEMPTS):
         pushed = _git(cwd, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", check=False)

@@ -140,6 +140,11 @@ def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: E
             echo(diagnostic_annotation(inputs.working_directory, diagnostic))
         n = len(exc.diagnostics)
         summary = f"{n} error{'s' if n != 1 else ''} in the manifests."
+        if runner.summary is not None:  # a fork's pull request: no comment, but the summary
+            wd = inputs.working_directory
+            lines = comments.diagnostic_lines(wd, exc.diagnostics)
+            text = comments.error_summary(wd, summary, lines, runner.head_sha)
+            append_summary(runner.summary, text)
         if runner.output is not None:
             write_outputs(
                 runner.output,
