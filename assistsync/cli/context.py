@@ -37,6 +37,28 @@ class Settings:
     debug: bool = False
 
 
+def project_directory(
+    ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """``-C DIR`` (or the current directory) as a usable project directory, else a usage error.
+
+    Runs after click's own existence check, for what the environment can still get wrong: a
+    current directory deleted under the shell, a directory that cannot be listed.
+    """
+    if value is None:
+        return None
+    try:
+        value.resolve(strict=True)
+        with os.scandir(value):
+            pass
+    except OSError as exc:
+        shown = "the current directory" if str(value) == "." else str(value)
+        raise click.BadParameter(
+            f"cannot use {shown} as the project directory: {exc.strerror or exc}.", ctx, param
+        ) from None
+    return value
+
+
 def enable_debug() -> None:
     """``--debug``: log every HTTP request and retry to stderr, the key scrubbed (idempotent)."""
     import logging
@@ -80,6 +102,7 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         "directory",
         type=click.Path(exists=True, file_okay=False, path_type=Path),
         default=None,
+        callback=project_directory,
         help="Project directory (may also come before the command).",
     )
     @click.option(

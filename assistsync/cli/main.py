@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from assistsync import __version__
-from assistsync.cli.context import Settings, enable_debug
+from assistsync.cli.context import Settings, enable_debug, project_directory
 from assistsync.errors import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError
 
 EPILOG = """\b
@@ -57,6 +57,7 @@ Environment:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=".",
     show_default=True,
+    callback=project_directory,
     help="Project directory (the one holding assistsync.yaml).",
 )
 @click.option(

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistsync.errors import AssistsyncError
+
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
 
@@ -42,7 +44,7 @@ class Runner:
         event: Mapping[str, Any] = {}
         event_path = env.get("GITHUB_EVENT_PATH", "")
         if event_path and Path(event_path).is_file():
-            loaded = json.loads(Path(event_path).read_text(encoding="utf-8"))
+            loaded = _read_event(Path(event_path))
             event = loaded if isinstance(loaded, dict) else {}
         return cls(
             workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd()),
@@ -82,3 +84,19 @@ class Runner:
         if not (self.repository and self.run_id):
             return None
         return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+
+class EventError(AssistsyncError):
+    """The runner's event file (``GITHUB_EVENT_PATH``) cannot be read."""
+
+
+def _read_event(path: Path) -> Any:
+    """The event payload; an unreadable or malformed file is an error that names it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise EventError(
+            f"cannot read the event file GITHUB_EVENT_PATH={path}: {reason}. The runner writes "
+            "it; outside GitHub Actions, unset GITHUB_EVENT_PATH or point it at a JSON file."
+        ) from exc

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from assistsync import __version__
+from assistsync.api import Redactor, header_problem
 from assistsync.errors import AssistsyncError
 
 PER_PAGE = 100
@@ -49,6 +50,12 @@ class GitHubClient:
         timeout: float = 30.0,
     ) -> None:
         self.repository = repository
+        problem = header_problem(token)
+        if problem:
+            raise GitHubError(
+                f"the github-token {problem}, so it cannot be sent (its value is not shown)."
+            )
+        self._redact = Redactor(token)
         self._http = httpx.Client(
             base_url=api_url.rstrip("/"),
             headers={
@@ -75,11 +82,11 @@ class GitHubClient:
         try:
             response = self._http.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
-            raise GitHubError(f"{method} {url}: {exc}") from exc
+            raise GitHubError(self._redact(f"{method} {url}: {exc}")) from exc
         if response.is_error:
             try:
                 detail = str(response.json().get("message", ""))
-            except ValueError:
+            except (ValueError, AttributeError):
                 detail = response.text[:200]
             hint = ""
             if response.status_code in (401, 403, 404):
@@ -88,7 +95,9 @@ class GitHubClient:
                     "github-token if you replaced the default)."
                 )
             raise GitHubError(
-                f"{method} {response.url.path}: HTTP {response.status_code}: {detail}.{hint}",
+                self._redact(
+                    f"{method} {response.url.path}: HTTP {response.status_code}: {detail}.{hint}"
+                ),
                 status=response.status_code,
             )
         return response
@@ -100,7 +109,10 @@ class GitHubClient:
         params: dict[str, Any] | None = {"per_page": PER_PAGE}
         while url is not None:
             response = self._request("GET", url, params=params)
-            out += [_comment(item) for item in response.json()]
+            items = _body(response)
+            if not isinstance(items, list):
+                raise GitHubError(f"GET {response.url.path}: the answer is not a list of comments.")
+            out += [_comment(item) for item in items]
             url = response.links.get("next", {}).get("url")
             params = None  # the next link carries its own query
         return out
@@ -113,14 +125,25 @@ class GitHubClient:
         """Update the comment found by ``marker`` in place, or create it; ``(comment, created)``."""
         found = self.find_comment(issue, marker)
         if found is not None:
-            response = self._request(
+            patched = self._request(
                 "PATCH", f"/repos/{self.repository}/issues/comments/{found.id}", json={"body": body}
             )
-            return _comment(response.json()), False
-        response = self._request(
+            return _comment(_body(patched)), False
+        created = self._request(
             "POST", f"/repos/{self.repository}/issues/{issue}/comments", json={"body": body}
         )
-        return _comment(response.json()), True
+        return _comment(_body(created)), True
+
+
+def _body(response: httpx.Response) -> Any:
+    """A successful call's JSON body; a body that is not JSON is a ``GitHubError``."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise GitHubError(
+            f"{response.request.method} {response.url.path}: GitHub answered HTTP "
+            f"{response.status_code} with a body that is not JSON."
+        ) from exc
 
 
 def _comment(item: Any) -> Comment:

@@ -18,16 +18,22 @@ from assistsync.server import ServerHandle
 EXAMPLE = Path(__file__).parents[2] / "examples" / "quickstart"
 
 
-def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``argv`` without any OPENAI_* variable and without colour."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     return subprocess.run(
-        [sys.executable, "-m", "assistsync", "-C", str(root), *args],
+        argv,
         capture_output=True,
         text=True,
         env={**env, "NO_COLOR": "1"},
+        cwd=cwd,
         timeout=120,
         check=False,
     )
+
+
+def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "assistsync", "-C", str(root), *args])
 
 
 def test_quickstart_on_the_sandbox_persists_between_commands(tmp_path: Path) -> None:
@@ -136,17 +142,8 @@ def test_apply_on_a_terminal_asks_and_only_yes_confirms(project: Project, api: A
 def test_directory_may_follow_the_command(tmp_path: Path) -> None:
     root = tmp_path / "quickstart"
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     for args in (["-C", str(root), "validate"], ["validate", "-C", str(root)]):
-        result = subprocess.run(
-            [sys.executable, "-m", "assistsync", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
+        result = run([sys.executable, "-m", "assistsync", *args], cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "Valid: 2 assistants and 2 knowledge files in 1 manifest." in result.stdout
 
@@ -221,3 +218,13 @@ def test_sandbox_state_that_cannot_be_used_is_a_plain_error(tmp_path: Path) -> N
     assert result.returncode == 1, result.stderr
     assert "is not a usable database" in result.stderr
     assert "Remove it" in result.stderr
+
+
+def test_a_current_directory_deleted_under_the_shell_is_a_usage_error(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = 'rmdir "$PWD" && exec "$0" -m assistsync validate'
+    result = run(["sh", "-c", script, sys.executable], cwd=gone)
+    assert result.returncode == 1, result.stderr
+    assert "cannot use the current directory as the project directory" in result.stderr
+    assert "internal error" not in result.stderr
