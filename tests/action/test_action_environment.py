@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from actionkit import serving
+from actionproject import Harness
 
 from assistsync.github.event import EventError, Runner
 from assistsync.github.gitlock import GitError, commit_lock
@@ -69,3 +70,18 @@ def test_no_git_on_the_runner_is_a_git_error(
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
     with pytest.raises(GitError, match="cannot run git"):
         commit_lock(lock, "message")
+
+
+def test_a_key_with_a_line_break_is_masked_line_by_line_and_refused(harness: Harness) -> None:
+    key = "sk-action-odd-0123456789\nabcdef-9876543210"
+    result = harness.run(command="plan", openai_api_key=key)
+    assert result.code == 1, result.log
+    masks = [c.message for c in result.annotations("add-mask")]
+    assert masks == key.split("\n")
+    for line in result.log.splitlines():
+        if not line.startswith("::add-mask::"):
+            assert "0123456789" not in line
+            assert "9876543210" not in line
+    assert "9876543210" not in result.summary
+    [error] = [c for c in result.annotations("error") if "OPENAI_API_KEY" in c.message]
+    assert "contains a line break" in error.message
