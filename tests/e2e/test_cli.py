@@ -228,3 +228,12 @@ def test_a_current_directory_deleted_under_the_shell_is_a_usage_error(tmp_path: 
     assert result.returncode == 1, result.stderr
     assert "cannot use the current directory as the project directory" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_missing_project_directory_is_exit_1_before_or_after_the_command(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no" / "such" / "dir")
+    for args in (["-C", missing, "validate"], ["plan", "-C", missing]):
+        result = run([sys.executable, "-m", "assistsync", *args])
+        assert result.returncode == 1, result.stderr
+        assert "does not exist" in result.stderr
+        assert "internal error" not in result.stderr
