@@ -182,3 +182,31 @@ def test_an_organization_id_that_cannot_be_sent_is_named(
     assert result.code == 1, result.all
     assert "OPENAI_ORG_ID is not a usable id: it contains a non-ASCII character" in result.err
     assert Recorder.seen == []
+
+
+def test_debug_logging_scrubs_the_key_from_every_record() -> None:
+    """The last line of defence: whatever a library logs under ``--debug`` is scrubbed."""
+    script = (
+        "import logging, os\n"
+        "from assistsync.cli.context import enable_debug\n"
+        "enable_debug(); enable_debug()\n"
+        "key = os.environ['OPENAI_API_KEY']\n"
+        "logging.getLogger('httpx').info('sent %s and %r', key, key.encode())\n"
+        "try:\n"
+        "    raise ValueError(key[:20])\n"
+        "except ValueError:\n"
+        "    logging.getLogger('x').exception('failed')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**env, "OPENAI_API_KEY": API_KEY},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("debug: sent <api key> and b'<api key>'") == 1  # one handler
+    assert "ValueError: <api key>" in proc.stderr
+    assert_never_shown(API_KEY, proc.stdout + proc.stderr)
