@@ -26,7 +26,12 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     identity = ("-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}")
     try:
         proc = subprocess.run(
-            ["git", *identity, *args], cwd=cwd, capture_output=True, text=True, check=False
+            ["git", *identity, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            errors="replace",  # a path in a legacy encoding must not crash the report
+            check=False,
         )
     except OSError as exc:  # no git on the runner, or the directory is gone
         raise GitError(f"cannot run git to commit the lock: {exc.strerror or exc}.") from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +87,19 @@ def test_a_key_with_a_line_break_is_masked_line_by_line_and_refused(harness: Har
     assert "9876543210" not in result.summary
     [error] = [c for c in result.annotations("error") if "OPENAI_API_KEY" in c.message]
     assert "contains a line break" in error.message
+
+
+def test_git_output_that_is_not_utf8_is_still_a_git_error(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "--quiet", "--initial-branch=main")
+    lock = tmp_path / "assistsync.lock"
+    lock.write_text("{}\n", encoding="utf-8")
+    git("add", ".")
+    git("-c", "user.name=dev", "-c", "user.email=dev@example.com", "commit", "-qm", "init")
+    git("remote", "add", "origin", os.fsdecode(b"/no/such/remote-\xff"))  # a Latin-1 path
+    lock.write_text('{"serial": 2}\n', encoding="utf-8")
+    with pytest.raises(GitError) as info:
+        commit_lock(lock, "message")
+    assert "remote-" in info.value.message
