@@ -103,25 +103,27 @@ class _Loader:
     def error(self, file: str, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
 
-    def read_source(self, path: Path) -> Any:
-        """Located YAML data of one file, or ``None`` when it cannot be parsed (reported)."""
+    def read_source(self, path: Path) -> tuple[bool, Any]:
+        """``(True, data)`` with the located YAML data of one file (``None`` for an empty
+        document: nothing, or only comments), or ``(False, None)`` when it cannot be read or
+        parsed (reported)."""
         rel = self.rel(path)
         try:
             raw = path.read_bytes()
         except OSError as exc:
             self.error(rel, (1, 1), f"cannot read: {exc.strerror}")
-            return None
+            return False, None
         text, problem = decode_utf8(raw)
         if text is None:
             self.error(rel, (1, 1), f"file {problem}")
-            return None
+            return False, None
         data, problems = read_yaml(text, self.env)
         for p in problems:
             self.error(rel, (p.line, p.col), p.message)
             self.spoiled.add((rel, (p.line, p.col)))
         if data is None and problems:
-            return None
-        return YMap((1, 1)) if data is None else data
+            return False, None
+        return True, data
 
     def validate(self, model: type[_M], data: Any, rel: str) -> _M | None:
         """Validate ``data`` against ``model``, reporting each error at its position."""
@@ -130,7 +132,7 @@ class _Loader:
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = strip_tags(tuple(err["loc"]))
-                pos = locate(data, loc, err["type"])
+                pos = locate(data, loc, err["type"], err.get("input"))
                 self.error(rel, pos, describe(model, err, loc, data))
             return None
 
@@ -188,8 +190,10 @@ class _Loader:
 
     def load_config(self, config_path: Path) -> tuple[ProjectConfig, YMap]:
         rel = self.rel(config_path)
-        data = self.read_source(config_path)
+        ok, data = self.read_source(config_path)
         config: ProjectConfig | None = None
+        if ok and data is None:  # an empty project file means every default
+            data = YMap((1, 1))
         if data is not None and not isinstance(data, YMap):
             self.error(rel, (1, 1), f"{CONFIG_NAME} must be a mapping (keys: manifests, lock)")
         elif data is not None:
@@ -235,8 +239,18 @@ class _Loader:
 
     def load_manifest(self, path: Path) -> list[tuple[DesiredAssistant, Pos]]:
         rel = self.rel(path)
-        data = self.read_source(path)
+        ok, data = self.read_source(path)
+        if not ok:
+            return []
         if data is None:
+            # A truncated manifest must not read as "no assistants": the plan would destroy
+            # every assistant it held. Declaring none takes an explicit 'assistants: {}'.
+            self.error(
+                rel,
+                (1, 1),
+                "empty manifest: write 'assistants: {}' to declare no assistants (an empty "
+                "file is refused so that a truncated manifest cannot destroy its assistants)",
+            )
             return []
         if not isinstance(data, YMap):
             self.error(rel, (1, 1), "a manifest must be a mapping with an 'assistants' key")
@@ -270,7 +284,7 @@ class _Loader:
         broken: set[Any] = set()
         for err in exc.errors(include_url=False):
             loc = strip_tags(tuple(err["loc"]))
-            pos = locate(data, loc, err["type"])
+            pos = locate(data, loc, err["type"], err.get("input"))
             self.error(rel, pos, describe(ManifestDocument, err, loc, data))
             if len(loc) >= 2 and loc[0] == "assistants":
                 broken.add(loc[1])

@@ -234,9 +234,9 @@ class ManifestDocument(_Strict):
 
     schema_: str | None = _SCHEMA_FIELD
     assistants: dict[AssistantKey, AssistantManifest] = Field(
-        default_factory=dict,
         description=(
             "Assistants by key (1-64 of `a-z 0-9 _ -`, starting with a letter or digit). The key "
-            "is the assistant's identity: renaming it replaces the assistant."
+            "is the assistant's identity: renaming it replaces the assistant. Required: a "
+            "manifest that declares no assistants says so with `assistants: {}`."
         ),
     )

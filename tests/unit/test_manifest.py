@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from assistsync.errors import AssistsyncError, ManifestError
 from assistsync.manifest import files as files_module
@@ -122,8 +123,6 @@ def test_project_file_itself_may_be_given(tmp_path: Path) -> None:
 
 def test_pure_python_parser_gives_the_same_project(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = load_project(EXAMPLE, env={})
-    from ruamel.yaml import YAML
-
     monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
     assert load_project(EXAMPLE, env={}) == fast
 
@@ -198,6 +197,54 @@ def test_duplicate_yaml_key(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "assistants:\n  bot:\n\tmodel: gpt-4\n",
+        "assistants:\n  bot:\n  \tmodel: gpt-4\n",
+        "assistants:\n  bot:\n    model: gpt-4\n\tname: x\n",
+    ],
+)
+@pytest.mark.parametrize("pure", [False, True])
+def test_tab_indentation_is_named_at_the_tab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, pure: bool
+) -> None:
+    if pure:
+        monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
+    make(tmp_path, {"assistants/a.yaml": text})
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "\t" in t)
+    col = text.splitlines()[line - 1].index("\t") + 1
+    assert one_error(tmp_path) == (
+        f"assistants/a.yaml:{line}:{col}: tabs are not allowed for indentation in YAML"
+    )
+
+
+def test_a_tab_inside_a_block_scalar_is_text(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": bot(instructions="|\n      a\n      \tb")})
+    assert load_project(tmp_path, env={}).desired.assistants["bot"].instructions == "a\n\tb\n"
+
+
+@pytest.mark.parametrize("pure", [False, True])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"Bot', "the quoted string opened here is never closed"),
+        ("'Bot", "the quoted string opened here is never closed"),
+        # A bracket may span lines: only one still open at the end of the file is pointed at.
+        ("[a, b", "the '[' opened here is never closed"),
+        ("{a: b", "the '{' opened here is never closed"),
+    ],
+)
+def test_unclosed_quote_points_where_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool, value: str, message: str
+) -> None:
+    if pure:
+        monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
+    rest = "    name: Bot\n" if value[0] in "'\"" else ""
+    make(tmp_path, {"assistants/a.yaml": bot(name=None, description=value) + rest})
+    assert one_error(tmp_path) == f"assistants/a.yaml:5:18: YAML syntax error: {message}"
+
+
 def test_manifest_not_utf8(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": b"assistants:\n  bot:\n    name: \xff\n"})
     assert "is not valid UTF-8" in one_error(tmp_path)
@@ -267,6 +314,51 @@ def test_name_and_instructions_are_optional(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": "assistants:\n  bot:\n    model: m\n"})
     bot = load_project(tmp_path).desired.assistants["bot"]
     assert (bot.name, bot.instructions) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# all commented out\n#assistants:\n", "---\n", "\ufeff# bom\n"]
+)
+def test_an_empty_manifest_is_an_error_saying_how_to_declare_none(
+    tmp_path: Path, text: str
+) -> None:
+    make(tmp_path, {"assistants/a.yaml": bot(), "assistants/b.yaml": text})
+    assert one_error(tmp_path) == (
+        "assistants/b.yaml:1:1: empty manifest: write 'assistants: {}' to declare no assistants "
+        "(an empty file is refused so that a truncated manifest cannot destroy its assistants)"
+    )
+
+
+def test_assistants_empty_mapping_declares_none(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": "# nothing here yet\nassistants: {}\n"})
+    assert load_project(tmp_path, env={}).desired.assistants == {}
+
+
+def test_assistants_key_is_required_and_not_null(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": "$schema: ../schemas/manifest.schema.json\n"})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:1:1: missing required field 'assistants' "
+        "(write 'assistants: {}' to declare no assistants)"
+    )
+    make(tmp_path, {"assistants/a.yaml": "assistants:\n"})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:1:12: 'assistants' must be a mapping, not null "
+        "(write 'assistants: {}' to declare no assistants)"
+    )
+
+
+def test_a_number_as_a_key_says_to_quote_it(tmp_path: Path) -> None:
+    manifest = "assistants:\n  123:\n    model: m\n  1.5:\n    model: m\n  true:\n    model: m\n"
+    make(tmp_path, {"assistants/a.yaml": manifest + bot().removeprefix("assistants:\n")})
+    make(tmp_path, {"assistants/b.yaml": bot(metadata="{7: x}").replace("bot:", "other:")})
+    assert errors(tmp_path) == [
+        "assistants/a.yaml:2:3: assistant key 123 must be a string, not a number (quote it: '123')",
+        "assistants/a.yaml:4:3: assistant key 1.5 must be a string, not a number "
+        "(quote it to make it a string)",
+        "assistants/a.yaml:6:3: assistant key True must be a string, not a boolean "
+        "(quote it to make it a string)",
+        "assistants/b.yaml:6:16: key 7 must be a string, not a number (quote it: '7')",
+    ]
 
 
 def test_invalid_assistant_key(tmp_path: Path) -> None:
@@ -685,8 +777,6 @@ def _escape(value: object) -> object:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_KEY, _ASSISTANT, min_size=1, max_size=4))
 def test_valid_manifests_round_trip(assistants: dict[str, dict[str, object]]) -> None:
-    from ruamel.yaml import YAML
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make(root, {})
