@@ -41,8 +41,10 @@ from assistsync.manifest.files import (
     sha256_file,
 )
 from assistsync.manifest.messages import describe, locate, strip_tags
+from assistsync.manifest.parameters import SchemaProblem, json_position, schema_problems
 from assistsync.manifest.source import Pos, YMap, YSeq, read_yaml
 from assistsync.model import Desired, DesiredAssistant, DesiredFile, SourceLocation
+from assistsync.model.config import canonical_json
 from assistsync.model.manifest import (
     DEFAULT_MANIFEST_GLOB,
     MAX_FILE_BYTES,
@@ -57,6 +59,9 @@ from assistsync.model.manifest import (
 CONFIG_NAME = "assistsync.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+_INVALID = object()
+"""A parameters file whose problems are already reported."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,9 @@ class _Loader:
         default_factory=dict
     )
     found: dict[tuple[Path, str, str], Path | PathProblem] = field(default_factory=dict)
+    # JSON Schemas are checked once each: inline ones by canonical text, files by path.
+    inline_schemas: dict[str, list[SchemaProblem]] = field(default_factory=dict)
+    schema_files: dict[Path, Any] = field(default_factory=dict)
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -323,7 +331,8 @@ class _Loader:
         tools = [self.tool(i, tool, data, rel, base) for i, tool in enumerate(m.tools)]
         self.unique_function_names(m, data, rel)
         files = self.knowledge_files(m.files, data, rel, base)
-        if len(self.diagnostics) > before:
+        # A tool can be unusable without a new diagnostic: its schema file was reported once.
+        if len(self.diagnostics) > before or None in tools:
             return None
         return DesiredAssistant(
             key=key,
@@ -372,6 +381,16 @@ class _Loader:
             if problem is not None:
                 self.error(rel, pos, f"parameters {problem}")
                 return None
+            # YAML anchors repeat one schema across assistants: check each distinct one once.
+            text = canonical_json(params)
+            if text not in self.inline_schemas:
+                self.inline_schemas[text] = schema_problems(params)
+            problems = self.inline_schemas[text]
+            for p in problems:
+                where = locate(fn_data["parameters"], p.path)
+                self.error(rel, where, f"invalid JSON Schema in parameters: {p.message}")
+            if problems:
+                return None
             out["parameters"] = params
         elif fn.parameters_file is not None:
             params = self.parameters_file(fn.parameters_file, fn_data, rel, base)
@@ -391,15 +410,10 @@ class _Loader:
         if text is None:
             self.error(rel, pos, f"parameters_file {raw!r} {problem}")
             return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"{rel}:{pos[0]}:{pos[1]}"
-            self.error(
-                self.rel(path),
-                (exc.lineno, exc.colno),
-                f"invalid JSON (parameters_file of {where}): {exc.msg}",
-            )
+        if path not in self.schema_files:
+            self.schema_files[path] = self.schema_file(path, text, f"{rel}:{pos[0]}:{pos[1]}")
+        value = self.schema_files[path]
+        if value is _INVALID:
             return None
         if not isinstance(value, dict):
             self.error(
@@ -410,6 +424,34 @@ class _Loader:
             )
             return None
         return value
+
+    def schema_file(self, path: Path, text: str, referrer: str) -> Any:
+        """The JSON value of a parameters file, or ``_INVALID`` when it is not JSON or not a
+        valid JSON Schema; problems are reported in the JSON file itself, once however many
+        functions name it, and say which manifest entry led there."""
+        rel = self.rel(path)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.error(
+                rel,
+                (exc.lineno, exc.colno),
+                f"invalid JSON (parameters_file of {referrer}): {exc.msg}",
+            )
+            return _INVALID
+        except RecursionError:
+            self.error(rel, (1, 1), f"JSON nested too deeply (parameters_file of {referrer})")
+            return _INVALID
+        if not isinstance(value, dict):
+            return value  # reported where it is named: a schema file must hold an object
+        problems = schema_problems(value)
+        for p in problems:
+            self.error(
+                rel,
+                json_position(text, p.path),
+                f"invalid JSON Schema (parameters_file of {referrer}): {p.message}",
+            )
+        return _INVALID if problems else value
 
     def unique_function_names(self, m: AssistantManifest, data: YMap, rel: str) -> None:
         seen: dict[str, Pos] = {}

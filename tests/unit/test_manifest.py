@@ -628,6 +628,87 @@ def test_parameters_file_json_error_points_into_the_json_file(tmp_path: Path) ->
     )
 
 
+def test_parameters_file_must_be_a_valid_json_schema_all_errors_located(tmp_path: Path) -> None:
+    tools = function_tools("f") + "\n          parameters_file: ../functions/f.json"
+    make(
+        tmp_path,
+        {
+            "assistants/a.yaml": bot(tools=tools),
+            "functions/f.json": '{"type":"objekt","required":"q"}',
+        },
+    )
+    assert errors(tmp_path) == [
+        "functions/f.json:1:9: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "unknown type 'objekt'; did you mean 'object'?",
+        "functions/f.json:1:29: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "'q' is not of type 'array'",
+    ]
+
+
+def test_parameters_file_errors_are_located_in_a_pretty_printed_file(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "when": {"type": ["string", "nul"], "description": "a } and a ] inside text"},
+            "count": 5,
+            "size": {"type": "integer", "minimum": "1"},
+        },
+        "required": ["when"],
+    }
+    text = json.dumps(schema, indent=4)
+    tools = function_tools("f") + "\n          parameters_file: ../f.json"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools), "f.json": text})
+    of = "invalid JSON Schema (parameters_file of assistants/a.yaml:10:28)"
+    assert errors(tmp_path) == [
+        f"f.json:7:17: {of}: unknown type 'nul'; did you mean 'null'?",
+        f"f.json:11:18: {of}: 5 is not of type 'object', 'boolean'",
+        f"f.json:14:24: {of}: '1' is not of type 'number'",
+    ]
+
+
+def test_inline_parameters_must_be_a_valid_json_schema(tmp_path: Path) -> None:
+    tools = function_tools("f") + (
+        "\n          parameters:\n            type: objekt\n            required: q"
+    )
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    assert errors(tmp_path) == [
+        "assistants/a.yaml:11:19: invalid JSON Schema in parameters: "
+        "unknown type 'objekt'; did you mean 'object'?",
+        "assistants/a.yaml:12:23: invalid JSON Schema in parameters: 'q' is not of type 'array'",
+    ]
+
+
+def test_a_schema_names_its_own_draft(tmp_path: Path) -> None:
+    # Tuple-form items: valid in draft-07 (the default), not in draft 2020-12.
+    tuple_items = {"type": "array", "items": [{"type": "string"}]}
+    tools = function_tools("f") + f"\n          parameters: {json.dumps(tuple_items)}"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    load_project(tmp_path, env={})
+    draft = {"$schema": "https://json-schema.org/draft/2020-12/schema", **tuple_items}
+    tools = function_tools("f") + f"\n          parameters: {json.dumps(draft)}"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    assert "invalid JSON Schema in parameters: [{'type': 'string'}] is not of type" in (
+        one_error(tmp_path)
+    )
+
+
+def test_a_schema_file_named_twice_is_reported_once(tmp_path: Path) -> None:
+    tools = function_tools("f") + "\n          parameters_file: ../f.json"
+    other = bot(tools=tools).replace("bot:", "other:")
+    make(
+        tmp_path,
+        {
+            "assistants/a.yaml": bot(tools=tools),
+            "assistants/b.yaml": other,
+            "f.json": '{"type": 1}',
+        },
+    )
+    assert errors(tmp_path) == [
+        "f.json:1:10: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "1 is not one of ['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']",
+    ]
+
+
 def test_parameters_both_inline_and_file(tmp_path: Path) -> None:
     tools = function_tools("f") + "\n          parameters: {}\n          parameters_file: x.json"
     make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
