@@ -10,6 +10,7 @@ import glob
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 CHUNK_BYTES = 1024 * 1024
@@ -57,11 +58,18 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
     return lexical
 
 
+def relative(root: Path, path: Path | str) -> str:
+    """``path`` as messages show it: relative to the project (``../`` for one outside it)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
 def check_real(root: Path, path: Path, raw: str, what: str) -> None:
     """Reject a path whose symlinks lead outside the project."""
     real = os.path.realpath(path)
     if not inside(root, real):
-        raise PathProblem(f"{what} {raw!r} is a symlink to {real}, outside the project directory")
+        raise PathProblem(
+            f"{what} {raw!r} is a symlink to {relative(root, real)}, outside the project directory"
+        )
 
 
 def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
@@ -92,7 +100,9 @@ def expand(root: Path, base: Path, raw: str, what: str) -> tuple[list[Path], lis
         if not path.is_file():
             continue
         if not inside(root, path):
-            problems.append(f"{what} {raw!r} matches {match}, outside the project directory")
+            problems.append(
+                f"{what} {raw!r} matches {relative(root, path)}, outside the project directory"
+            )
             continue
         try:
             check_real(root, path, os.path.relpath(path, base), what)
@@ -118,13 +128,28 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def decode_utf8(data: bytes) -> tuple[str | None, str | None]:
-    """``(text, None)`` or ``(None, problem)``; a UTF-8 BOM is dropped, line endings are kept."""
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, (
-            f"is not valid UTF-8: byte 0x{data[exc.start]:02x} at line {line}, byte {col}"
+@dataclass(frozen=True)
+class BadUtf8:
+    """Where a file stops being UTF-8: the 1-based line and column (in characters) of the first
+    byte that cannot be decoded, and that byte."""
+
+    line: int
+    col: int
+    byte: int
+
+    def message(self, context: str = "") -> str:
+        """The diagnostic at (``line``, ``col``); ``context`` says why the file was read."""
+        return (
+            f"not valid UTF-8{context}: byte 0x{self.byte:02x} cannot be decoded; "
+            "save the file as UTF-8"
         )
+
+
+def decode_utf8(data: bytes) -> str | BadUtf8:
+    """The text (a UTF-8 BOM dropped, line endings kept), or where it stops being UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        prefix = data[start : exc.start].decode("utf-8-sig")  # valid: decoding stopped later
+        return BadUtf8(data.count(b"\n", 0, exc.start) + 1, len(prefix) + 1, data[exc.start])

@@ -33,11 +33,13 @@ from pydantic import BaseModel, ValidationError
 
 from assistsync.errors import AssistsyncError, Diagnostic, ManifestError
 from assistsync.manifest.files import (
+    BadUtf8,
     PathProblem,
     check_relative,
     decode_utf8,
     existing_file,
     expand,
+    relative,
     sha256_file,
 )
 from assistsync.manifest.messages import describe, locate, strip_tags
@@ -62,6 +64,13 @@ _M = TypeVar("_M", bound=BaseModel)
 
 _INVALID = object()
 """A parameters file whose problems are already reported."""
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """A file named by a manifest that cannot be read as text, and why (reported per entry)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -92,7 +101,7 @@ class _Loader:
     # Positions whose value already has a problem (e.g. an unset ${VAR}): no further checks there.
     spoiled: set[tuple[str, Pos]] = field(default_factory=set)
     files: dict[str, Path] = field(default_factory=dict)
-    texts: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
+    texts: dict[Path, str | BadUtf8 | _Unusable] = field(default_factory=dict)
     sizes: dict[Path, int] = field(default_factory=dict)
     # Many assistants name the same files: resolve each (base, entry) once.
     expanded: dict[tuple[Path, str, str], tuple[list[Path], list[str]] | PathProblem] = field(
@@ -102,14 +111,29 @@ class _Loader:
     # JSON Schemas are checked once each: inline ones by canonical text, files by path.
     inline_schemas: dict[str, list[SchemaProblem]] = field(default_factory=dict)
     schema_files: dict[Path, Any] = field(default_factory=dict)
+    # Files whose own problems are reported (once, however many entries name them).
+    reported: set[Path] = field(default_factory=set)
+    # Problems met, reported or already reported: an assistant that met one is not resolved.
+    failures: int = 0
 
     # -- reporting -------------------------------------------------------------------------
 
     def rel(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.root)).as_posix()
+        return relative(self.root, path)
 
     def error(self, file: str, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
+        self.failures += 1
+
+    def failed(self) -> ManifestError:
+        """The error carrying every problem found, named by the files they are in."""
+        files = {d.file for d in self.diagnostics}
+        subject = "the manifests"
+        if files == {CONFIG_NAME}:
+            subject = f"the project file ({CONFIG_NAME})"
+        elif CONFIG_NAME in files:
+            subject = f"the project file ({CONFIG_NAME}) and the manifests"
+        return ManifestError(self.diagnostics, subject)
 
     def read_source(self, path: Path) -> tuple[bool, Any]:
         """``(True, data)`` with the located YAML data of one file (``None`` for an empty
@@ -121,9 +145,9 @@ class _Loader:
         except OSError as exc:
             self.error(rel, (1, 1), f"cannot read: {exc.strerror}")
             return False, None
-        text, problem = decode_utf8(raw)
-        if text is None:
-            self.error(rel, (1, 1), f"file {problem}")
+        text = decode_utf8(raw)
+        if isinstance(text, BadUtf8):
+            self.error(rel, (text.line, text.col), text.message())
             return False, None
         data, problems = read_yaml(text, self.env)
         for p in problems:
@@ -150,18 +174,41 @@ class _Loader:
         if (rel, pos) not in self.spoiled:
             self.error(rel, pos, str(exc))
 
-    def read_text(self, path: Path) -> tuple[str | None, str | None]:
+    def read_text(self, path: Path) -> str | BadUtf8 | _Unusable:
+        """A text file named by a manifest, read once however many entries name it."""
         if path not in self.texts:
             try:
                 size = path.stat().st_size
                 # A UTF-8 character is at most 4 bytes: anything larger is too long unread.
                 if size > 4 * MAX_INSTRUCTIONS_CHARS:
-                    self.texts[path] = (None, f"is {size:,} bytes, too large to read as text")
+                    self.texts[path] = _Unusable(f"is {size:,} bytes, too large to read as text")
                 else:
                     self.texts[path] = decode_utf8(path.read_bytes())
             except OSError as exc:
-                self.texts[path] = (None, f"cannot be read: {exc.strerror}")
+                self.texts[path] = _Unusable(f"cannot be read: {exc.strerror}")
         return self.texts[path]
+
+    def text_of(self, path: Path, raw: str, what: str, rel: str, pos: Pos) -> str | None:
+        """The text of the file entry ``what: raw`` at ``rel:pos`` names, or ``None`` (reported:
+        at the entry, or inside the file where the file itself is wrong, once per file)."""
+        text = self.read_text(path)
+        if isinstance(text, _Unusable):
+            self.error(rel, pos, f"{what} {raw!r} {text.reason}")
+            return None
+        if isinstance(text, BadUtf8):
+            context = f" ({what} of {rel}:{pos[0]}:{pos[1]})"
+            self.once(path, (text.line, text.col), text.message(context))
+            return None
+        return text
+
+    def once(self, path: Path, pos: Pos, message: str) -> None:
+        """Report a problem inside a file that several entries may name, the first time only;
+        later entries still count as failed."""
+        if path in self.reported:
+            self.failures += 1
+        else:
+            self.reported.add(path)
+            self.error(self.rel(path), pos, message)
 
     def expand(self, base: Path, raw: str, what: str) -> tuple[list[Path], list[str]]:
         """``files.expand``, memoised; raises ``PathProblem`` like it."""
@@ -207,7 +254,7 @@ class _Loader:
         elif data is not None:
             config = self.validate(ProjectConfig, data, rel)
         if config is None or self.diagnostics:
-            raise ManifestError(self.diagnostics)
+            raise self.failed()
         return config, data
 
     def find_manifests(self, config: ProjectConfig, data: YMap, config_path: Path) -> list[Path]:
@@ -220,17 +267,35 @@ class _Loader:
                 paths, problems = expand(self.root, self.root, pattern, "manifest glob")
             except PathProblem as exc:
                 message = str(exc)
-                if "manifests" not in data and pattern == DEFAULT_MANIFEST_GLOB:
+                default = "manifests" not in data and pattern == DEFAULT_MANIFEST_GLOB
+                if default:
                     message = (
                         f"no manifests: the default glob {DEFAULT_MANIFEST_GLOB!r} matches no "
                         "file; add manifests there or list globs under 'manifests:'"
                     )
-                self.path_error(rel, pos, PathProblem(message))
+                self.path_error(rel, pos, PathProblem(message + self.yml_hint(pattern, default)))
                 continue
             for problem in problems:
                 self.error(rel, pos, problem)
             found.update(p for p in paths if p != config_path)
         return sorted(found)
+
+    def yml_hint(self, pattern: str, default: bool) -> str:
+        """For a ``*.yaml`` glob that matched nothing: the ``.yml`` files beside it, if any."""
+        if not pattern.endswith(".yaml"):
+            return ""
+        other = pattern.removesuffix(".yaml") + ".yml"
+        try:
+            paths, _ = expand(self.root, self.root, other, "manifest glob")
+        except PathProblem:
+            return ""
+        names = ", ".join(self.rel(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+        many = len(paths) != 1
+        where = "list that glob under" if default else "add that glob to"
+        return (
+            f"; {other!r} matches {len(paths)} file{'s' if many else ''} ({names}): "
+            f"rename {'them' if many else 'it'} to .yaml or {where} 'manifests:'"
+        )
 
     def lock_path(self, config: ProjectConfig, data: YMap, config_path: Path) -> Path:
         pos = data.value_pos.get("lock", (1, 1))
@@ -324,15 +389,14 @@ class _Loader:
     ) -> DesiredAssistant | None:
         """The checks JSON Schema cannot express, then the resolved assistant."""
         rel = source.file
-        before = len(self.diagnostics)
+        before = self.failures
         instructions = m.instructions
         if m.instructions_file is not None:
             instructions = self.instructions(m.instructions_file, data, rel, base)
         tools = [self.tool(i, tool, data, rel, base) for i, tool in enumerate(m.tools)]
         self.unique_function_names(m, data, rel)
         files = self.knowledge_files(m.files, data, rel, base)
-        # A tool can be unusable without a new diagnostic: its schema file was reported once.
-        if len(self.diagnostics) > before or None in tools:
+        if self.failures > before:
             return None
         return DesiredAssistant(
             key=key,
@@ -353,9 +417,8 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(rel, pos, exc)
             return None
-        text, problem = self.read_text(path)
+        text = self.text_of(path, raw, "instructions_file", rel, pos)
         if text is None:
-            self.error(rel, pos, f"instructions_file {raw!r} {problem}")
             return None
         if len(text) > MAX_INSTRUCTIONS_CHARS:
             self.error(
@@ -406,14 +469,14 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(rel, pos, exc)
             return None
-        text, problem = self.read_text(path)
+        text = self.text_of(path, raw, "parameters_file", rel, pos)
         if text is None:
-            self.error(rel, pos, f"parameters_file {raw!r} {problem}")
             return None
         if path not in self.schema_files:
             self.schema_files[path] = self.schema_file(path, text, f"{rel}:{pos[0]}:{pos[1]}")
         value = self.schema_files[path]
         if value is _INVALID:
+            self.failures += 1  # reported with the first entry that named the file
             return None
         if not isinstance(value, dict):
             self.error(
@@ -504,7 +567,8 @@ class _Loader:
                     )
                     continue
                 chosen[name] = path
-        if len(chosen) > MAX_FILES:
+        # More than MAX_FILES entries is already a shape error at the same place.
+        if len(chosen) > MAX_FILES and len(entries) <= MAX_FILES:
             self.error(
                 rel,
                 data.key_pos["files"],
@@ -580,7 +644,7 @@ def locate_lock(root: Path, env: Mapping[str, str] | None = None) -> Path:
     loader, config_path, config, data = _open(root, env)
     path = loader.lock_path(config, data, config_path)
     if loader.diagnostics:
-        raise ManifestError(loader.diagnostics)
+        raise loader.failed()
     return path
 
 
@@ -611,7 +675,7 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
                 continue
             assistants[desired.key] = desired
     if loader.diagnostics:
-        raise ManifestError(loader.diagnostics)
+        raise loader.failed()
     files = loader.hash_files()
     return Project(
         root=resolved,

@@ -155,6 +155,29 @@ def test_default_glob_matching_nothing_says_so(tmp_path: Path) -> None:
     assert "no manifests: the default glob 'assistants/**/*.yaml'" in one_error(tmp_path)
 
 
+def test_yml_files_beside_a_yaml_glob_matching_nothing_are_mentioned(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "assistsync.yaml": "lock: state.lock\n",
+            "assistants/a.yml": bot(),
+            "assistants/t/b.yml": "",
+        },
+    )
+    assert one_error(tmp_path) == (
+        "assistsync.yaml:1:1: no manifests: the default glob 'assistants/**/*.yaml' matches no "
+        "file; add manifests there or list globs under 'manifests:'; 'assistants/**/*.yml' "
+        "matches 2 files (assistants/a.yml, assistants/t/b.yml): rename them to .yaml or list "
+        "that glob under 'manifests:'"
+    )
+    make(tmp_path, {"assistsync.yaml": "manifests: [assistants/*.yaml]\n"})
+    assert one_error(tmp_path) == (
+        "assistsync.yaml:1:13: manifest glob 'assistants/*.yaml' matches no file; "
+        "'assistants/*.yml' matches 1 file (assistants/a.yml): rename it to .yaml or add that "
+        "glob to 'manifests:'"
+    )
+
+
 def test_default_glob_is_recursive(tmp_path: Path) -> None:
     make(tmp_path, {"assistsync.yaml": "", "assistants/team/deep/a.yaml": bot()})
     project = load_project(tmp_path, env={})
@@ -171,6 +194,29 @@ def test_unknown_config_field_and_escaping_lock(tmp_path: Path) -> None:
     assert one_error(tmp_path) == (
         "assistsync.yaml:3:7: lock '../x.lock' leaves the project directory"
     )
+
+
+def test_errors_say_which_kind_of_file_they_are_in(tmp_path: Path) -> None:
+    make(tmp_path, {"assistsync.yaml": "manifest: []\n"})
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith("\n1 error in the project file (assistsync.yaml).")
+    make(
+        tmp_path,
+        {
+            "assistsync.yaml": "manifests: [a/*.yaml, b/*.yaml]\n",
+            "a/x.yaml": "assistants: {}\nx: 1\n",
+        },
+    )
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith(
+        "\n2 errors in the project file (assistsync.yaml) and the manifests."
+    )
+    make(tmp_path, {"assistsync.yaml": "manifests: [a/*.yaml]\n"})
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith("\n1 error in the manifests.")
 
 
 def test_config_glob_may_not_escape(tmp_path: Path) -> None:
@@ -245,9 +291,12 @@ def test_unclosed_quote_points_where_it_opens(
     assert one_error(tmp_path) == f"assistants/a.yaml:5:18: YAML syntax error: {message}"
 
 
-def test_manifest_not_utf8(tmp_path: Path) -> None:
+def test_manifest_not_utf8_points_at_the_bad_byte(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": b"assistants:\n  bot:\n    name: \xff\n"})
-    assert "is not valid UTF-8" in one_error(tmp_path)
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:3:11: not valid UTF-8: byte 0xff cannot be decoded; "
+        "save the file as UTF-8"
+    )
 
 
 # -- shape ---------------------------------------------------------------------------------
@@ -488,12 +537,16 @@ def test_symlinks_out_of_the_project_are_rejected(tmp_path: Path) -> None:
     (project / "docs" / "link.md").symlink_to(outside / "secret.md")
     (project / "dirlink").symlink_to(outside)
     found = errors(project)
-    assert len(found) == 3, found
-    assert found[0].startswith(
+    assert found == [
         "assistants/a.yaml:5:24: instructions_file '../docs/link.md' is a symlink to "
-    )
-    assert "outside the project directory" in found[1]
-    assert found[2].startswith("assistants/a.yaml:6:29: file '../dirlink/secret.md' is a symlink")
+        "../outside/secret.md, outside the project directory",
+        "assistants/a.yaml:6:13: file '../docs/link.md' is a symlink to ../outside/secret.md, "
+        "outside the project directory",
+        "assistants/a.yaml:6:29: file '../dirlink/secret.md' is a symlink to "
+        "../outside/secret.md, outside the project directory",
+    ]
+    # Paths in messages are relative to the project, never absolute.
+    assert not any(str(tmp_path) in line for line in found)
 
 
 def test_symlinks_inside_the_project_are_fine(tmp_path: Path) -> None:
@@ -555,12 +608,14 @@ def test_instructions_file_limit_counts_characters_after_reading(tmp_path: Path)
     )
 
 
-def test_instructions_file_must_be_utf8(tmp_path: Path) -> None:
+def test_instructions_file_must_be_utf8_pointed_at_the_bad_byte_once(tmp_path: Path) -> None:
     manifest = bot(instructions=None, instructions_file="../p.md")
-    make(tmp_path, {"assistants/a.yaml": manifest, "p.md": b"ok\nbad \xe9 here\n"})
+    other = manifest.replace("bot:", "other:")
+    text = "ok\nbad é".encode() + b" \xe9 here\n"
+    make(tmp_path, {"assistants/a.yaml": manifest, "assistants/b.yaml": other, "p.md": text})
     assert one_error(tmp_path) == (
-        "assistants/a.yaml:5:24: instructions_file '../p.md' is not valid UTF-8: "
-        "byte 0xe9 at line 2, byte 5"
+        "p.md:2:7: not valid UTF-8 (instructions_file of assistants/a.yaml:5:24): "
+        "byte 0xe9 cannot be decoded; save the file as UTF-8"
     )
 
 
@@ -724,6 +779,15 @@ def test_file_count_limit_applies_after_expansion(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": bot(files="['../docs/*.md']")})
     assert one_error(tmp_path) == (
         "assistants/a.yaml:6:5: 21 files after expanding globs; an assistant may have at most 20"
+    )
+
+
+def test_too_many_file_entries_is_one_error(tmp_path: Path) -> None:
+    docs = {f"docs/{i:02}.md": str(i) for i in range(21)}
+    entries = ", ".join(f"../{name}" for name in docs)
+    make(tmp_path, {"assistants/a.yaml": bot(files=f"[{entries}]"), **docs})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:6:5: 21 file entries; an assistant may have at most 20 files"
     )
 
 
