@@ -10,6 +10,8 @@ import glob
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -43,6 +45,8 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
         raise PathProblem(f"{what} is empty")
     if "\0" in raw:
         raise PathProblem(f"{what} {raw!r} contains a NUL character, which no file name can hold")
+    if not is_utf8(raw):
+        raise PathProblem(f"{what} {raw!r} is not valid UTF-8")
     if (
         PurePosixPath(raw).is_absolute()
         or PureWindowsPath(raw).is_absolute()
@@ -72,14 +76,39 @@ def check_real(root: Path, path: Path, raw: str, what: str) -> None:
         )
 
 
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: names and values from the environment or the
+    file system can hold lone surrogates (undecodable bytes), which no API request can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextmanager
+def _os_problems(what: str, raw: str) -> Iterator[None]:
+    """What the file system refuses about a path (too long a name, a loop of symlinks, no
+    permission) becomes a ``PathProblem`` about the entry that named it."""
+    try:
+        yield
+    except OSError as exc:
+        raise PathProblem(f"{what} {raw!r} cannot be used: {exc.strerror or exc}") from exc
+    except (UnicodeError, ValueError) as exc:
+        raise PathProblem(f"{what} {raw!r} cannot be a file name: {exc}") from exc
+
+
 def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
     """A literal path that must name an existing regular file inside the project."""
     path = check_relative(root, base, raw, what)
-    check_real(root, path, raw, what)
-    if path.is_dir():
-        raise PathProblem(f"{what} {raw!r} is a directory")
-    if not path.is_file():
-        raise PathProblem(f"{what} {raw!r} not found")
+    with _os_problems(what, raw):
+        check_real(root, path, raw, what)
+        if path.is_dir():
+            raise PathProblem(f"{what} {raw!r} is a directory")
+        if not path.is_file():
+            if path.exists():  # a FIFO, socket or device: reading it could block forever
+                raise PathProblem(f"{what} {raw!r} is not a regular file")
+            raise PathProblem(f"{what} {raw!r} not found")
     return path
 
 
@@ -92,24 +121,31 @@ def expand(root: Path, base: Path, raw: str, what: str) -> tuple[list[Path], lis
     if not has_magic(raw):
         return [existing_file(root, base, raw, what)], []
     check_relative(root, base, raw, what)
-    matches = glob.glob(os.path.join(glob.escape(str(base)), raw), recursive=True)
     found: list[Path] = []
     problems: list[str] = []
-    for match in sorted(matches):
-        path = Path(os.path.normpath(match))
-        if not path.is_file():
-            continue
-        if not inside(root, path):
-            problems.append(
-                f"{what} {raw!r} matches {relative(root, path)}, outside the project directory"
-            )
-            continue
-        try:
-            check_real(root, path, os.path.relpath(path, base), what)
-        except PathProblem as exc:
-            problems.append(str(exc))
-            continue
-        found.append(path)
+    with _os_problems(what, raw):
+        matches = glob.glob(os.path.join(glob.escape(str(base)), raw), recursive=True)
+        for match in sorted(matches):
+            path = Path(os.path.normpath(match))
+            if not path.is_file():
+                continue
+            if not inside(root, path):
+                problems.append(
+                    f"{what} {raw!r} matches {relative(root, path)}, outside the project directory"
+                )
+                continue
+            if not is_utf8(relative(root, path)):
+                problems.append(
+                    f"{what} {raw!r} matches {relative(root, path)!r}, whose name is not valid "
+                    "UTF-8; rename it"
+                )
+                continue
+            try:
+                check_real(root, path, os.path.relpath(path, base), what)
+            except PathProblem as exc:
+                problems.append(str(exc))
+                continue
+            found.append(path)
     if not found and not problems:
         raise PathProblem(f"{what} {raw!r} matches no file")
     return found, problems

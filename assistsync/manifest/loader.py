@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,12 +40,13 @@ from assistsync.manifest.files import (
     decode_utf8,
     existing_file,
     expand,
+    is_utf8,
     relative,
     sha256_file,
 )
 from assistsync.manifest.messages import describe, locate, strip_tags
 from assistsync.manifest.parameters import SchemaProblem, json_position, schema_problems
-from assistsync.manifest.source import Pos, YMap, YSeq, read_yaml
+from assistsync.manifest.source import Pos, YMap, YSeq, offset_pos, read_yaml
 from assistsync.model import Desired, DesiredAssistant, DesiredFile, SourceLocation
 from assistsync.model.config import canonical_json
 from assistsync.model.manifest import (
@@ -61,6 +63,10 @@ from assistsync.model.manifest import (
 CONFIG_NAME = "assistsync.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_SURROGATE_ESCAPE = re.compile(f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}")
+"""A JSON escape of half a UTF-16 surrogate pair without its other half."""
 
 _INVALID = object()
 """A parameters file whose problems are already reported."""
@@ -101,6 +107,7 @@ class _Loader:
     # Positions whose value already has a problem (e.g. an unset ${VAR}): no further checks there.
     spoiled: set[tuple[str, Pos]] = field(default_factory=set)
     files: dict[str, Path] = field(default_factory=dict)
+    file_refs: dict[str, tuple[str, Pos]] = field(default_factory=dict)  # first entry naming it
     texts: dict[Path, str | BadUtf8 | _Unusable] = field(default_factory=dict)
     sizes: dict[Path, int] = field(default_factory=dict)
     # Many assistants name the same files: resolve each (base, entry) once.
@@ -304,8 +311,13 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(self.rel(config_path), pos, exc)
             return self.root / "assistsync.lock"
-        if path.is_dir():
-            self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+        try:
+            if path.is_dir():
+                self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+        except OSError as exc:  # e.g. a name too long for the file system
+            self.error(
+                self.rel(config_path), pos, f"lock {config.lock!r} cannot be used: {exc.strerror}"
+            )
         return path
 
     # -- manifests ----------------------------------------------------------------------------
@@ -505,6 +517,16 @@ class _Loader:
         except RecursionError:
             self.error(rel, (1, 1), f"JSON nested too deeply (parameters_file of {referrer})")
             return _INVALID
+        if not is_utf8(canonical_json(value)):
+            # JSON may escape a lone surrogate ("\ud800"), which is not text any API takes.
+            escape = _SURROGATE_ESCAPE.search(text)
+            self.error(
+                rel,
+                offset_pos(text, escape.start() if escape else 0),
+                f"invalid JSON (parameters_file of {referrer}): a \\u escape for half of a "
+                "UTF-16 surrogate pair, alone, is not a character",
+            )
+            return _INVALID
         if not isinstance(value, dict):
             return value  # reported where it is named: a schema file must hold an object
         problems = schema_problems(value)
@@ -567,6 +589,7 @@ class _Loader:
                     )
                     continue
                 chosen[name] = path
+                self.file_refs.setdefault(name, (rel, pos))
         # More than MAX_FILES entries is already a shape error at the same place.
         if len(chosen) > MAX_FILES and len(entries) <= MAX_FILES:
             self.error(
@@ -579,9 +602,16 @@ class _Loader:
         return tuple(sorted(chosen))
 
     def hash_files(self) -> dict[str, DesiredFile]:
+        """Every knowledge file hashed; one that became unreadable since it was checked is
+        reported at the first entry that named it."""
         out: dict[str, DesiredFile] = {}
         for name in sorted(self.files):
-            sha, size = sha256_file(self.files[name])
+            try:
+                sha, size = sha256_file(self.files[name])
+            except OSError as exc:
+                rel, pos = self.file_refs[name]
+                self.error(rel, pos, f"file {name!r} cannot be read: {exc.strerror}")
+                continue
             out[name] = DesiredFile(path=name, sha256=sha, size=size)
         return out
 
@@ -621,11 +651,18 @@ def _plain_json(value: Any) -> tuple[Any, str | None]:
 def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, ProjectConfig, YMap]:
     """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data."""
     start = Path(root)
-    if start.name == CONFIG_NAME and start.is_file():
-        start = start.parent
-    resolved = Path(os.path.realpath(start))
-    config_path = resolved / CONFIG_NAME
-    if not config_path.is_file():
+    try:
+        if start.name == CONFIG_NAME and start.is_file():
+            start = start.parent
+        resolved = Path(os.path.realpath(start))
+        config_path = resolved / CONFIG_NAME
+        found = config_path.is_file()
+        if not found and config_path.exists():
+            raise AssistsyncError(f"{CONFIG_NAME} in {resolved} is not a file")
+    except (OSError, ValueError) as exc:  # too long a name, a NUL, a loop of symlinks
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise AssistsyncError(f"cannot use {str(root)!r} as a project directory: {reason}") from exc
+    if not found:
         raise AssistsyncError(
             f"no {CONFIG_NAME} in {resolved}: run assistsync in a project directory or point "
             "-C at one (examples/quickstart is a minimal project)"
@@ -677,6 +714,8 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
     if loader.diagnostics:
         raise loader.failed()
     files = loader.hash_files()
+    if loader.diagnostics:
+        raise loader.failed()
     return Project(
         root=resolved,
         config=config,

@@ -26,7 +26,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-from assistsync.manifest.source import Pos
+from assistsync.manifest.source import Pos, offset_pos
 
 JsonPath = tuple[str | int, ...]
 """Keys and indexes from the top of a JSON value down to one value inside it."""
@@ -58,7 +58,7 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
     try:
         found = {_problem(error) for error in validator.iter_errors(schema)}
     except RecursionError:
-        return [SchemaProblem((), "is nested too deeply to check")]
+        return [SchemaProblem((), "nested too deeply to check")]
     return sorted(found, key=lambda p: ([str(part) for part in p.path], p.message))
 
 
@@ -99,8 +99,7 @@ def json_position(text: str, path: JsonPath) -> Pos:
         if target is None:
             break
         i = target
-    line = text.count("\n", 0, i) + 1
-    return line, i - (text.rfind("\n", 0, i) + 1) + 1
+    return offset_pos(text, i)
 
 
 def _skip(text: str, i: int) -> int:

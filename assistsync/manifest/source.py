@@ -68,6 +68,11 @@ class Problem:
     message: str
 
 
+def offset_pos(text: str, offset: int) -> Pos:
+    """The 1-based line and column of character ``offset`` in ``text``."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def _pos(node: Node) -> Pos:
     mark = node.start_mark
     return (mark.line + 1, mark.column + 1)
@@ -100,7 +105,13 @@ def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         if name not in env:
             problems.append(f"environment variable {name} is not set")
             return whole
-        return env[name]
+        value = env[name]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in the environment (surrogateescape)
+            problems.append(f"environment variable {name} is not valid UTF-8")
+            return whole
+        return value
 
     return _VAR.sub(repl, text), problems
 
@@ -273,18 +284,18 @@ def read_yaml(
     """
     try:
         node = (make_yaml or _default_yaml)().compose(text)
+        if node is None:
+            return None, []
+        builder = _Builder(env)
+        data = builder.build(node)
+    except RecursionError:  # both the composer and the builder recurse once per nesting level
+        return None, [Problem(1, 1, "YAML nested too deeply to read")]
     except MarkedYAMLError as exc:
         return None, [_syntax_problem(exc, text)]
     except ReaderError as exc:
         # The reader reports a character offset, not a mark.
-        before = text[: exc.position]
-        line = before.count("\n") + 1
-        col = exc.position - (before.rfind("\n") + 1) + 1
+        line, col = offset_pos(text, exc.position)
         return None, [Problem(line, col, f"YAML syntax error: {exc.reason} ({exc.character!r})")]
     except YAMLError as exc:  # pragma: no cover - every parser error above carries a position
         return None, [Problem(1, 1, f"YAML syntax error: {exc}")]
-    if node is None:
-        return None, []
-    builder = _Builder(env)
-    data = builder.build(node)
     return data, builder.problems
