@@ -19,14 +19,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import ValidationError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
+from typing import TYPE_CHECKING, Any
 
 from assistsync.manifest.source import Pos, offset_pos
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 JsonPath = tuple[str | int, ...]
 """Keys and indexes from the top of a JSON value down to one value inside it."""
@@ -43,8 +42,20 @@ class SchemaProblem:
     message: str
 
 
+def _meta_validator(draft: str) -> Validator:
+    """The validator of the meta-schema ``draft`` names (draft-07 for any other text).
+
+    jsonschema is imported here, not at the top: it takes about 60 ms to import, which every
+    command would pay even for projects that declare no function parameters.
+    """
+    from jsonschema import Draft7Validator
+    from jsonschema.validators import validator_for
+
+    return _validator_of(validator_for({"$schema": draft}, default=Draft7Validator))
+
+
 @cache
-def _meta_validator(cls: type[Validator]) -> Validator:
+def _validator_of(cls: type[Validator]) -> Validator:
     """One validator of each draft's meta-schema for the whole run: building one is costly."""
     return cls(cls.META_SCHEMA)
 
@@ -53,8 +64,7 @@ def schema_problems(schema: dict[str, Any]) -> list[SchemaProblem]:
     """Every problem of ``schema`` as a JSON Schema (empty when it is valid), in path order."""
     named = schema.get("$schema")
     # A non-string $schema is itself reported by the meta-schema; it cannot choose one.
-    probe = schema if isinstance(named, str) else {}
-    validator = _meta_validator(validator_for(probe, default=Draft7Validator))
+    validator = _meta_validator(named if isinstance(named, str) else "")
     try:
         found = {_problem(error) for error in validator.iter_errors(schema)}
     except RecursionError:

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistsync.manifest.parameters import SchemaProblem, json_position, schema_problems
+from assistsync.manifest.parameters import (
+    SchemaProblem,
+    _validator_of,
+    json_position,
+    schema_problems,
+)
 
 
 def test_a_valid_schema_has_no_problems() -> None:
@@ -34,6 +39,17 @@ def test_a_non_string_schema_keyword_is_reported_not_a_crash() -> None:
     assert schema_problems({"$schema": ["x"]}) == [
         SchemaProblem(("$schema",), "['x'] is not of type 'string'")
     ]
+
+
+def test_one_meta_schema_validator_per_draft() -> None:
+    schema_problems({"type": "object"})
+    schema_problems({"$schema": "http://json-schema.org/draft-04/schema#"})
+    before = _validator_of.cache_info().misses
+    # Unknown $schema URLs fall back to draft-07: no validator is built for each of them.
+    for i in range(5):
+        schema_problems({"$schema": f"https://example.com/{i}", "type": "object"})
+        schema_problems({"$schema": "http://json-schema.org/draft-04/schema#"})
+    assert _validator_of.cache_info().misses == before
 
 
 def test_too_deep_a_schema_is_a_problem_not_a_crash() -> None:
