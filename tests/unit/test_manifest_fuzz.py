@@ -86,6 +86,13 @@ FIELDS = [
     "enum",
     "$schema",
 ]
+fuzz = settings(
+    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+"""Examples per test: 300, or ``ASSISTSYNC_FUZZ_EXAMPLES``."""
+
 values = st.recursive(
     st.none()
     | st.booleans()
@@ -124,11 +131,7 @@ manifest_text = st.one_of(
 )
 
 
-@settings(
-    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@fuzz
 @given(text=manifest_text)
 def test_any_manifest_loads_or_fails_with_located_errors(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,11 +163,7 @@ projects = st.dictionaries(
 ).map(_dump)
 
 
-@settings(
-    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@fuzz
 @given(text=projects | st.text(max_size=100))
 def test_any_project_file_loads_or_fails_cleanly(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,11 +202,7 @@ json_text = st.one_of(
 )
 
 
-@settings(
-    max_examples=int(os.environ.get("ASSISTSYNC_FUZZ_EXAMPLES", "300")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@fuzz
 @given(text=json_text)
 def test_any_parameters_file_loads_or_fails_with_errors_inside_it(text: str) -> None:
     manifest = (
