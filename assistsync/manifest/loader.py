@@ -10,12 +10,17 @@ Order of work, and why:
 3. Each manifest is parsed, its shape validated by the pydantic models in
    ``assistsync.model.manifest`` (one schema), then the checks JSON Schema cannot express run on
    the valid parts: files exist and stay inside the project, instructions and parameters files
-   are read, limits that hold after reading or glob expansion, duplicates across files.
-   Problems are collected, never raised one at a time.
+   are read, function parameters are valid JSON Schemas (``parameters.py``), limits that hold
+   after reading or glob expansion, duplicates across files. An empty manifest is an error, not
+   "no assistants" (that takes ``assistants: {}``): a truncated file must not destroy what it
+   held. Problems are collected, never raised one at a time.
 4. Only when nothing is wrong are knowledge files hashed (sha256 in 1 MiB chunks, each file
    once), so a typo never costs a pass over hundreds of megabytes.
 
-The loader only reads: it never writes, creates or touches the user's files.
+The loader only reads: it never writes, creates or touches the user's files. Whatever the file
+system or the environment refuses on the way (a name too long, a FIFO, undecodable bytes in a
+name or a variable, nesting past Python's recursion limit) is a located problem like any other,
+never an exception the CLI would report as a bug.
 """
 
 from __future__ import annotations
@@ -134,13 +139,15 @@ class _Loader:
 
     def failed(self) -> ManifestError:
         """The error carrying every problem found, named by the files they are in."""
-        files = {d.file for d in self.diagnostics}
+        # One problem reached twice (a YAML alias, a file named by several entries) is one.
+        diagnostics = list(dict.fromkeys(self.diagnostics))
+        files = {d.file for d in diagnostics}
         subject = "the manifests"
         if files == {CONFIG_NAME}:
             subject = f"the project file ({CONFIG_NAME})"
         elif CONFIG_NAME in files:
             subject = f"the project file ({CONFIG_NAME}) and the manifests"
-        return ManifestError(self.diagnostics, subject)
+        return ManifestError(diagnostics, subject)
 
     def read_source(self, path: Path) -> tuple[bool, Any]:
         """``(True, data)`` with the located YAML data of one file (``None`` for an empty

@@ -142,11 +142,18 @@ class FunctionManifest(_Strict):
         default=None, description="What the function does; the model reads it to decide calls."
     )
     parameters: dict[str, Any] | None = Field(
-        default=None, description="The parameters as a JSON Schema object."
+        default=None,
+        description=(
+            "The parameters as a JSON Schema object, checked against the meta-schema of the "
+            "draft its `$schema` names (draft-07 without one)."
+        ),
     )
     parameters_file: str | None = Field(
         default=None,
-        description="A JSON file holding the parameters' JSON Schema, relative to this manifest.",
+        description=(
+            "A JSON file holding the parameters' JSON Schema, relative to this manifest; "
+            "checked like `parameters`."
+        ),
     )
 
     @model_validator(mode="after")
