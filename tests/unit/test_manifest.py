@@ -750,10 +750,7 @@ def test_a_schema_names_its_own_draft(tmp_path: Path) -> None:
 def test_an_invalid_schema_shared_by_a_yaml_alias_is_reported_once(tmp_path: Path) -> None:
     fn = "\n      - type: function\n        function:\n          name: f\n          parameters: "
     manifest = (
-        bot(tools=fn + "&p {type: objekt}")
-        + "  other:\n    model: gpt-4\n    tools:"
-        + fn
-        + "*p\n"
+        bot(tools=fn + "&p {type: objekt}") + "  other:\n    model: gpt-4\n    tools:" + fn + "*p\n"
     )
     make(tmp_path, {"assistants/a.yaml": manifest})
     assert one_error(tmp_path) == (
