@@ -63,6 +63,13 @@ _NO_ASSISTANTS = " (write 'assistants: {}' to declare no assistants)"
 _AT_KEY = {"extra_forbidden", "missing", "too_long"}
 
 
+def _is_key(key: Any, node: YMap) -> bool:
+    try:
+        return key in node.key_pos
+    except TypeError:  # unhashable: not a key of any mapping
+        return False
+
+
 def locate(data: Any, loc: Loc, kind: str = "", key: Any = None) -> Pos:
     """Where the error ``kind`` at ``loc`` belongs in located data.
 
@@ -75,7 +82,7 @@ def locate(data: Any, loc: Loc, kind: str = "", key: Any = None) -> Pos:
     node = data
     pos: Pos = data.pos if isinstance(data, (YMap, YSeq)) else (1, 1)
     for i, part in enumerate(loc):
-        if loc[i + 1 : i + 2] == ("[key]",) and isinstance(node, YMap) and key in node.key_pos:
+        if loc[i + 1 : i + 2] == ("[key]",) and isinstance(node, YMap) and _is_key(key, node):
             return node.key_pos[key]
         if isinstance(node, YMap) and part in node.key_pos:
             pos = node.key_pos[part]

@@ -20,6 +20,7 @@ from assistsync.errors import AssistsyncError, ManifestError
 from assistsync.manifest import files as files_module
 from assistsync.manifest import load_project
 from assistsync.manifest import loader as loader_module
+from assistsync.manifest import messages as messages_module
 from assistsync.manifest import source as source_module
 from assistsync.model import TAG_KEY
 from assistsync.model.manifest import RESERVED_METADATA_KEY
@@ -408,6 +409,13 @@ def test_a_number_as_a_key_says_to_quote_it(tmp_path: Path) -> None:
         "(quote it to make it a string)",
         "assistants/b.yaml:6:16: key 7 must be a string, not a number (quote it: '7')",
     ]
+
+
+def test_locating_a_key_error_never_raises() -> None:
+    data, _ = source_module.read_yaml("assistants:\n  1: {}\n", env={})
+    assert messages_module.locate(data, ("assistants", 1, "[key]"), "string_type", 1) == (2, 3)
+    unhashable = ("assistants", 1, "[key]"), "string_type", [1]
+    assert messages_module.locate(data, *unhashable) == (2, 3)
 
 
 def test_invalid_assistant_key(tmp_path: Path) -> None:
