@@ -43,13 +43,18 @@ class Diagnostic:
 
 
 class ManifestError(AssistsyncError):
-    """The project's configuration or manifests are invalid; carries every problem found."""
+    """The project's configuration or manifests are invalid; carries every problem found.
 
-    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+    ``subject`` names where the problems are, for the closing line ("3 errors in the
+    manifests."), e.g. "the project file (assistsync.yaml)".
+    """
+
+    def __init__(self, diagnostics: list[Diagnostic], subject: str = "the manifests") -> None:
         self.diagnostics = sorted(diagnostics, key=lambda d: (d.file, d.line, d.col, d.message))
+        self.subject = subject
         count = len(self.diagnostics)
         lines = [str(d) for d in self.diagnostics]
-        lines.append(f"{count} error{'s' if count != 1 else ''} in the manifests.")
+        lines.append(f"{count} error{'s' if count != 1 else ''} in {subject}.")
         super().__init__("\n".join(lines))
 
 

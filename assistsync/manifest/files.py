@@ -10,6 +10,9 @@ import glob
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 CHUNK_BYTES = 1024 * 1024
@@ -42,6 +45,8 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
         raise PathProblem(f"{what} is empty")
     if "\0" in raw:
         raise PathProblem(f"{what} {raw!r} contains a NUL character, which no file name can hold")
+    if not is_utf8(raw):
+        raise PathProblem(f"{what} {raw!r} is not valid UTF-8")
     if (
         PurePosixPath(raw).is_absolute()
         or PureWindowsPath(raw).is_absolute()
@@ -57,21 +62,53 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
     return lexical
 
 
+def relative(root: Path, path: Path | str) -> str:
+    """``path`` as messages show it: relative to the project (``../`` for one outside it)."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
 def check_real(root: Path, path: Path, raw: str, what: str) -> None:
     """Reject a path whose symlinks lead outside the project."""
     real = os.path.realpath(path)
     if not inside(root, real):
-        raise PathProblem(f"{what} {raw!r} is a symlink to {real}, outside the project directory")
+        raise PathProblem(
+            f"{what} {raw!r} is a symlink to {relative(root, real)}, outside the project directory"
+        )
+
+
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: names and values from the environment or the
+    file system can hold lone surrogates (undecodable bytes), which no API request can carry."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@contextmanager
+def _os_problems(what: str, raw: str) -> Iterator[None]:
+    """What the file system refuses about a path (too long a name, a loop of symlinks, no
+    permission) becomes a ``PathProblem`` about the entry that named it."""
+    try:
+        yield
+    except OSError as exc:
+        raise PathProblem(f"{what} {raw!r} cannot be used: {exc.strerror or exc}") from exc
+    except (UnicodeError, ValueError) as exc:
+        raise PathProblem(f"{what} {raw!r} cannot be a file name: {exc}") from exc
 
 
 def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
     """A literal path that must name an existing regular file inside the project."""
     path = check_relative(root, base, raw, what)
-    check_real(root, path, raw, what)
-    if path.is_dir():
-        raise PathProblem(f"{what} {raw!r} is a directory")
-    if not path.is_file():
-        raise PathProblem(f"{what} {raw!r} not found")
+    with _os_problems(what, raw):
+        check_real(root, path, raw, what)
+        if path.is_dir():
+            raise PathProblem(f"{what} {raw!r} is a directory")
+        if not path.is_file():
+            if path.exists():  # a FIFO, socket or device: reading it could block forever
+                raise PathProblem(f"{what} {raw!r} is not a regular file")
+            raise PathProblem(f"{what} {raw!r} not found")
     return path
 
 
@@ -84,22 +121,31 @@ def expand(root: Path, base: Path, raw: str, what: str) -> tuple[list[Path], lis
     if not has_magic(raw):
         return [existing_file(root, base, raw, what)], []
     check_relative(root, base, raw, what)
-    matches = glob.glob(os.path.join(glob.escape(str(base)), raw), recursive=True)
     found: list[Path] = []
     problems: list[str] = []
-    for match in sorted(matches):
-        path = Path(os.path.normpath(match))
-        if not path.is_file():
-            continue
-        if not inside(root, path):
-            problems.append(f"{what} {raw!r} matches {match}, outside the project directory")
-            continue
-        try:
-            check_real(root, path, os.path.relpath(path, base), what)
-        except PathProblem as exc:
-            problems.append(str(exc))
-            continue
-        found.append(path)
+    with _os_problems(what, raw):
+        matches = glob.glob(os.path.join(glob.escape(str(base)), raw), recursive=True)
+        for match in sorted(matches):
+            path = Path(os.path.normpath(match))
+            if not path.is_file():
+                continue
+            if not inside(root, path):
+                problems.append(
+                    f"{what} {raw!r} matches {relative(root, path)}, outside the project directory"
+                )
+                continue
+            if not is_utf8(relative(root, path)):
+                problems.append(
+                    f"{what} {raw!r} matches {relative(root, path)!r}, whose name is not valid "
+                    "UTF-8; rename it"
+                )
+                continue
+            try:
+                check_real(root, path, os.path.relpath(path, base), what)
+            except PathProblem as exc:
+                problems.append(str(exc))
+                continue
+            found.append(path)
     if not found and not problems:
         raise PathProblem(f"{what} {raw!r} matches no file")
     return found, problems
@@ -118,13 +164,28 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def decode_utf8(data: bytes) -> tuple[str | None, str | None]:
-    """``(text, None)`` or ``(None, problem)``; a UTF-8 BOM is dropped, line endings are kept."""
-    try:
-        return data.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return None, (
-            f"is not valid UTF-8: byte 0x{data[exc.start]:02x} at line {line}, byte {col}"
+@dataclass(frozen=True)
+class BadUtf8:
+    """Where a file stops being UTF-8: the 1-based line and column (in characters) of the first
+    byte that cannot be decoded, and that byte."""
+
+    line: int
+    col: int
+    byte: int
+
+    def message(self, context: str = "") -> str:
+        """The diagnostic at (``line``, ``col``); ``context`` says why the file was read."""
+        return (
+            f"not valid UTF-8{context}: byte 0x{self.byte:02x} cannot be decoded; "
+            "save the file as UTF-8"
         )
+
+
+def decode_utf8(data: bytes) -> str | BadUtf8:
+    """The text (a UTF-8 BOM dropped, line endings kept), or where it stops being UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        prefix = data[start : exc.start].decode("utf-8-sig")  # valid: decoding stopped later
+        return BadUtf8(data.count(b"\n", 0, exc.start) + 1, len(prefix) + 1, data[exc.start])

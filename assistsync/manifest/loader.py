@@ -10,12 +10,17 @@ Order of work, and why:
 3. Each manifest is parsed, its shape validated by the pydantic models in
    ``assistsync.model.manifest`` (one schema), then the checks JSON Schema cannot express run on
    the valid parts: files exist and stay inside the project, instructions and parameters files
-   are read, limits that hold after reading or glob expansion, duplicates across files.
-   Problems are collected, never raised one at a time.
+   are read, function parameters are valid JSON Schemas (``parameters.py``), limits that hold
+   after reading or glob expansion, duplicates across files. An empty manifest is an error, not
+   "no assistants" (that takes ``assistants: {}``): a truncated file must not destroy what it
+   held. Problems are collected, never raised one at a time.
 4. Only when nothing is wrong are knowledge files hashed (sha256 in 1 MiB chunks, each file
    once), so a typo never costs a pass over hundreds of megabytes.
 
-The loader only reads: it never writes, creates or touches the user's files.
+The loader only reads: it never writes, creates or touches the user's files. Whatever the file
+system or the environment refuses on the way (a name too long, a FIFO, undecodable bytes in a
+name or a variable, nesting past Python's recursion limit) is a located problem like any other,
+never an exception the CLI would report as a bug.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import copy
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +39,21 @@ from pydantic import BaseModel, ValidationError
 
 from assistsync.errors import AssistsyncError, Diagnostic, ManifestError
 from assistsync.manifest.files import (
+    BadUtf8,
     PathProblem,
     check_relative,
     decode_utf8,
     existing_file,
     expand,
+    is_utf8,
+    relative,
     sha256_file,
 )
 from assistsync.manifest.messages import describe, locate, strip_tags
-from assistsync.manifest.source import Pos, YMap, YSeq, read_yaml
+from assistsync.manifest.parameters import SchemaProblem, json_position, schema_problems
+from assistsync.manifest.source import Pos, YMap, YSeq, offset_pos, read_yaml
 from assistsync.model import Desired, DesiredAssistant, DesiredFile, SourceLocation
+from assistsync.model.config import canonical_json
 from assistsync.model.manifest import (
     DEFAULT_MANIFEST_GLOB,
     MAX_FILE_BYTES,
@@ -57,6 +68,20 @@ from assistsync.model.manifest import (
 CONFIG_NAME = "assistsync.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+_HIGH, _LOW = r"\\u[dD][89abAB][0-9a-fA-F]{2}", r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_SURROGATE_ESCAPE = re.compile(f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}")
+"""A JSON escape of half a UTF-16 surrogate pair without its other half."""
+
+_INVALID = object()
+"""A parameters file whose problems are already reported."""
+
+
+@dataclass(frozen=True)
+class _Unusable:
+    """A file named by a manifest that cannot be read as text, and why (reported per entry)."""
+
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -87,41 +112,64 @@ class _Loader:
     # Positions whose value already has a problem (e.g. an unset ${VAR}): no further checks there.
     spoiled: set[tuple[str, Pos]] = field(default_factory=set)
     files: dict[str, Path] = field(default_factory=dict)
-    texts: dict[Path, tuple[str | None, str | None]] = field(default_factory=dict)
+    file_refs: dict[str, tuple[str, Pos]] = field(default_factory=dict)  # first entry naming it
+    texts: dict[Path, str | BadUtf8 | _Unusable] = field(default_factory=dict)
     sizes: dict[Path, int] = field(default_factory=dict)
     # Many assistants name the same files: resolve each (base, entry) once.
     expanded: dict[tuple[Path, str, str], tuple[list[Path], list[str]] | PathProblem] = field(
         default_factory=dict
     )
     found: dict[tuple[Path, str, str], Path | PathProblem] = field(default_factory=dict)
+    # JSON Schemas are checked once each: inline ones by canonical text, files by path.
+    inline_schemas: dict[str, list[SchemaProblem]] = field(default_factory=dict)
+    schema_files: dict[Path, Any] = field(default_factory=dict)
+    # Files whose own problems are reported (once, however many entries name them).
+    reported: set[Path] = field(default_factory=set)
+    # Problems met, reported or already reported: an assistant that met one is not resolved.
+    failures: int = 0
 
     # -- reporting -------------------------------------------------------------------------
 
     def rel(self, path: Path) -> str:
-        return Path(os.path.relpath(path, self.root)).as_posix()
+        return relative(self.root, path)
 
     def error(self, file: str, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
+        self.failures += 1
 
-    def read_source(self, path: Path) -> Any:
-        """Located YAML data of one file, or ``None`` when it cannot be parsed (reported)."""
+    def failed(self) -> ManifestError:
+        """The error carrying every problem found, named by the files they are in."""
+        # One problem reached twice (a YAML alias, a file named by several entries) is one.
+        diagnostics = list(dict.fromkeys(self.diagnostics))
+        files = {d.file for d in diagnostics}
+        subject = "the manifests"
+        if files == {CONFIG_NAME}:
+            subject = f"the project file ({CONFIG_NAME})"
+        elif CONFIG_NAME in files:
+            subject = f"the project file ({CONFIG_NAME}) and the manifests"
+        return ManifestError(diagnostics, subject)
+
+    def read_source(self, path: Path) -> tuple[bool, Any]:
+        """``(True, data)`` with the located YAML data of one file (``None`` for an empty
+        document: nothing, or only comments), or ``(False, None)`` when it cannot be read or
+        parsed (reported)."""
         rel = self.rel(path)
         try:
             raw = path.read_bytes()
         except OSError as exc:
             self.error(rel, (1, 1), f"cannot read: {exc.strerror}")
-            return None
-        text, problem = decode_utf8(raw)
-        if text is None:
-            self.error(rel, (1, 1), f"file {problem}")
-            return None
+            return False, None
+        text = decode_utf8(raw)
+        if isinstance(text, BadUtf8):
+            self.error(rel, (text.line, text.col), text.message())
+            return False, None
         data, problems = read_yaml(text, self.env)
         for p in problems:
             self.error(rel, (p.line, p.col), p.message)
             self.spoiled.add((rel, (p.line, p.col)))
         if data is None and problems:
-            return None
-        return YMap((1, 1)) if data is None else data
+            return False, None
+        return True, data
 
     def validate(self, model: type[_M], data: Any, rel: str) -> _M | None:
         """Validate ``data`` against ``model``, reporting each error at its position."""
@@ -130,7 +178,7 @@ class _Loader:
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = strip_tags(tuple(err["loc"]))
-                pos = locate(data, loc, err["type"])
+                pos = locate(data, loc, err["type"], err.get("input"))
                 self.error(rel, pos, describe(model, err, loc, data))
             return None
 
@@ -140,18 +188,41 @@ class _Loader:
         if (rel, pos) not in self.spoiled:
             self.error(rel, pos, str(exc))
 
-    def read_text(self, path: Path) -> tuple[str | None, str | None]:
+    def read_text(self, path: Path) -> str | BadUtf8 | _Unusable:
+        """A text file named by a manifest, read once however many entries name it."""
         if path not in self.texts:
             try:
                 size = path.stat().st_size
                 # A UTF-8 character is at most 4 bytes: anything larger is too long unread.
                 if size > 4 * MAX_INSTRUCTIONS_CHARS:
-                    self.texts[path] = (None, f"is {size:,} bytes, too large to read as text")
+                    self.texts[path] = _Unusable(f"is {size:,} bytes, too large to read as text")
                 else:
                     self.texts[path] = decode_utf8(path.read_bytes())
             except OSError as exc:
-                self.texts[path] = (None, f"cannot be read: {exc.strerror}")
+                self.texts[path] = _Unusable(f"cannot be read: {exc.strerror}")
         return self.texts[path]
+
+    def text_of(self, path: Path, raw: str, what: str, rel: str, pos: Pos) -> str | None:
+        """The text of the file entry ``what: raw`` at ``rel:pos`` names, or ``None`` (reported:
+        at the entry, or inside the file where the file itself is wrong, once per file)."""
+        text = self.read_text(path)
+        if isinstance(text, _Unusable):
+            self.error(rel, pos, f"{what} {raw!r} {text.reason}")
+            return None
+        if isinstance(text, BadUtf8):
+            context = f" ({what} of {rel}:{pos[0]}:{pos[1]})"
+            self.once(path, (text.line, text.col), text.message(context))
+            return None
+        return text
+
+    def once(self, path: Path, pos: Pos, message: str) -> None:
+        """Report a problem inside a file that several entries may name, the first time only;
+        later entries still count as failed."""
+        if path in self.reported:
+            self.failures += 1
+        else:
+            self.reported.add(path)
+            self.error(self.rel(path), pos, message)
 
     def expand(self, base: Path, raw: str, what: str) -> tuple[list[Path], list[str]]:
         """``files.expand``, memoised; raises ``PathProblem`` like it."""
@@ -188,14 +259,16 @@ class _Loader:
 
     def load_config(self, config_path: Path) -> tuple[ProjectConfig, YMap]:
         rel = self.rel(config_path)
-        data = self.read_source(config_path)
+        ok, data = self.read_source(config_path)
         config: ProjectConfig | None = None
+        if ok and data is None:  # an empty project file means every default
+            data = YMap((1, 1))
         if data is not None and not isinstance(data, YMap):
             self.error(rel, (1, 1), f"{CONFIG_NAME} must be a mapping (keys: manifests, lock)")
         elif data is not None:
             config = self.validate(ProjectConfig, data, rel)
         if config is None or self.diagnostics:
-            raise ManifestError(self.diagnostics)
+            raise self.failed()
         return config, data
 
     def find_manifests(self, config: ProjectConfig, data: YMap, config_path: Path) -> list[Path]:
@@ -208,17 +281,35 @@ class _Loader:
                 paths, problems = expand(self.root, self.root, pattern, "manifest glob")
             except PathProblem as exc:
                 message = str(exc)
-                if "manifests" not in data and pattern == DEFAULT_MANIFEST_GLOB:
+                default = "manifests" not in data and pattern == DEFAULT_MANIFEST_GLOB
+                if default:
                     message = (
                         f"no manifests: the default glob {DEFAULT_MANIFEST_GLOB!r} matches no "
                         "file; add manifests there or list globs under 'manifests:'"
                     )
-                self.path_error(rel, pos, PathProblem(message))
+                self.path_error(rel, pos, PathProblem(message + self.yml_hint(pattern, default)))
                 continue
             for problem in problems:
                 self.error(rel, pos, problem)
             found.update(p for p in paths if p != config_path)
         return sorted(found)
+
+    def yml_hint(self, pattern: str, default: bool) -> str:
+        """For a ``*.yaml`` glob that matched nothing: the ``.yml`` files beside it, if any."""
+        if not pattern.endswith(".yaml"):
+            return ""
+        other = pattern.removesuffix(".yaml") + ".yml"
+        try:
+            paths, _ = expand(self.root, self.root, other, "manifest glob")
+        except PathProblem:
+            return ""
+        names = ", ".join(self.rel(p) for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+        many = len(paths) != 1
+        where = "list that glob under" if default else "add that glob to"
+        return (
+            f"; {other!r} matches {len(paths)} file{'s' if many else ''} ({names}): "
+            f"rename {'them' if many else 'it'} to .yaml or {where} 'manifests:'"
+        )
 
     def lock_path(self, config: ProjectConfig, data: YMap, config_path: Path) -> Path:
         pos = data.value_pos.get("lock", (1, 1))
@@ -227,16 +318,31 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(self.rel(config_path), pos, exc)
             return self.root / "assistsync.lock"
-        if path.is_dir():
-            self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+        try:
+            if path.is_dir():
+                self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+        except OSError as exc:  # e.g. a name too long for the file system
+            self.error(
+                self.rel(config_path), pos, f"lock {config.lock!r} cannot be used: {exc.strerror}"
+            )
         return path
 
     # -- manifests ----------------------------------------------------------------------------
 
     def load_manifest(self, path: Path) -> list[tuple[DesiredAssistant, Pos]]:
         rel = self.rel(path)
-        data = self.read_source(path)
+        ok, data = self.read_source(path)
+        if not ok:
+            return []
         if data is None:
+            # A truncated manifest must not read as "no assistants": the plan would destroy
+            # every assistant it held. Declaring none takes an explicit 'assistants: {}'.
+            self.error(
+                rel,
+                (1, 1),
+                "empty manifest: write 'assistants: {}' to declare no assistants (an empty "
+                "file is refused so that a truncated manifest cannot destroy its assistants)",
+            )
             return []
         if not isinstance(data, YMap):
             self.error(rel, (1, 1), "a manifest must be a mapping with an 'assistants' key")
@@ -270,7 +376,7 @@ class _Loader:
         broken: set[Any] = set()
         for err in exc.errors(include_url=False):
             loc = strip_tags(tuple(err["loc"]))
-            pos = locate(data, loc, err["type"])
+            pos = locate(data, loc, err["type"], err.get("input"))
             self.error(rel, pos, describe(ManifestDocument, err, loc, data))
             if len(loc) >= 2 and loc[0] == "assistants":
                 broken.add(loc[1])
@@ -302,14 +408,14 @@ class _Loader:
     ) -> DesiredAssistant | None:
         """The checks JSON Schema cannot express, then the resolved assistant."""
         rel = source.file
-        before = len(self.diagnostics)
+        before = self.failures
         instructions = m.instructions
         if m.instructions_file is not None:
             instructions = self.instructions(m.instructions_file, data, rel, base)
         tools = [self.tool(i, tool, data, rel, base) for i, tool in enumerate(m.tools)]
         self.unique_function_names(m, data, rel)
         files = self.knowledge_files(m.files, data, rel, base)
-        if len(self.diagnostics) > before:
+        if self.failures > before:
             return None
         return DesiredAssistant(
             key=key,
@@ -330,9 +436,8 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(rel, pos, exc)
             return None
-        text, problem = self.read_text(path)
+        text = self.text_of(path, raw, "instructions_file", rel, pos)
         if text is None:
-            self.error(rel, pos, f"instructions_file {raw!r} {problem}")
             return None
         if len(text) > MAX_INSTRUCTIONS_CHARS:
             self.error(
@@ -358,6 +463,16 @@ class _Loader:
             if problem is not None:
                 self.error(rel, pos, f"parameters {problem}")
                 return None
+            # YAML anchors repeat one schema across assistants: check each distinct one once.
+            text = canonical_json(params)
+            if text not in self.inline_schemas:
+                self.inline_schemas[text] = schema_problems(params)
+            problems = self.inline_schemas[text]
+            for p in problems:
+                where = locate(fn_data["parameters"], p.path)
+                self.error(rel, where, f"invalid JSON Schema in parameters: {p.message}")
+            if problems:
+                return None
             out["parameters"] = params
         elif fn.parameters_file is not None:
             params = self.parameters_file(fn.parameters_file, fn_data, rel, base)
@@ -373,19 +488,14 @@ class _Loader:
         except PathProblem as exc:
             self.path_error(rel, pos, exc)
             return None
-        text, problem = self.read_text(path)
+        text = self.text_of(path, raw, "parameters_file", rel, pos)
         if text is None:
-            self.error(rel, pos, f"parameters_file {raw!r} {problem}")
             return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"{rel}:{pos[0]}:{pos[1]}"
-            self.error(
-                self.rel(path),
-                (exc.lineno, exc.colno),
-                f"invalid JSON (parameters_file of {where}): {exc.msg}",
-            )
+        if path not in self.schema_files:
+            self.schema_files[path] = self.schema_file(path, text, f"{rel}:{pos[0]}:{pos[1]}")
+        value = self.schema_files[path]
+        if value is _INVALID:
+            self.failures += 1  # reported with the first entry that named the file
             return None
         if not isinstance(value, dict):
             self.error(
@@ -396,6 +506,44 @@ class _Loader:
             )
             return None
         return value
+
+    def schema_file(self, path: Path, text: str, referrer: str) -> Any:
+        """The JSON value of a parameters file, or ``_INVALID`` when it is not JSON or not a
+        valid JSON Schema; problems are reported in the JSON file itself, once however many
+        functions name it, and say which manifest entry led there."""
+        rel = self.rel(path)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.error(
+                rel,
+                (exc.lineno, exc.colno),
+                f"invalid JSON (parameters_file of {referrer}): {exc.msg}",
+            )
+            return _INVALID
+        except RecursionError:
+            self.error(rel, (1, 1), f"JSON nested too deeply (parameters_file of {referrer})")
+            return _INVALID
+        if not is_utf8(canonical_json(value)):
+            # JSON may escape a lone surrogate ("\ud800"), which is not text any API takes.
+            escape = _SURROGATE_ESCAPE.search(text)
+            self.error(
+                rel,
+                offset_pos(text, escape.start() if escape else 0),
+                f"invalid JSON (parameters_file of {referrer}): a \\u escape for half of a "
+                "UTF-16 surrogate pair, alone, is not a character",
+            )
+            return _INVALID
+        if not isinstance(value, dict):
+            return value  # reported where it is named: a schema file must hold an object
+        problems = schema_problems(value)
+        for p in problems:
+            self.error(
+                rel,
+                json_position(text, p.path),
+                f"invalid JSON Schema (parameters_file of {referrer}): {p.message}",
+            )
+        return _INVALID if problems else value
 
     def unique_function_names(self, m: AssistantManifest, data: YMap, rel: str) -> None:
         seen: dict[str, Pos] = {}
@@ -448,7 +596,9 @@ class _Loader:
                     )
                     continue
                 chosen[name] = path
-        if len(chosen) > MAX_FILES:
+                self.file_refs.setdefault(name, (rel, pos))
+        # More than MAX_FILES entries is already a shape error at the same place.
+        if len(chosen) > MAX_FILES and len(entries) <= MAX_FILES:
             self.error(
                 rel,
                 data.key_pos["files"],
@@ -459,9 +609,16 @@ class _Loader:
         return tuple(sorted(chosen))
 
     def hash_files(self) -> dict[str, DesiredFile]:
+        """Every knowledge file hashed; one that became unreadable since it was checked is
+        reported at the first entry that named it."""
         out: dict[str, DesiredFile] = {}
         for name in sorted(self.files):
-            sha, size = sha256_file(self.files[name])
+            try:
+                sha, size = sha256_file(self.files[name])
+            except OSError as exc:
+                rel, pos = self.file_refs[name]
+                self.error(rel, pos, f"file {name!r} cannot be read: {exc.strerror}")
+                continue
             out[name] = DesiredFile(path=name, sha256=sha, size=size)
         return out
 
@@ -501,11 +658,18 @@ def _plain_json(value: Any) -> tuple[Any, str | None]:
 def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, ProjectConfig, YMap]:
     """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data."""
     start = Path(root)
-    if start.name == CONFIG_NAME and start.is_file():
-        start = start.parent
-    resolved = Path(os.path.realpath(start))
-    config_path = resolved / CONFIG_NAME
-    if not config_path.is_file():
+    try:
+        if start.name == CONFIG_NAME and start.is_file():
+            start = start.parent
+        resolved = Path(os.path.realpath(start))
+        config_path = resolved / CONFIG_NAME
+        found = config_path.is_file()
+        if not found and config_path.exists():
+            raise AssistsyncError(f"{CONFIG_NAME} in {resolved} is not a file")
+    except (OSError, ValueError) as exc:  # too long a name, a NUL, a loop of symlinks
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise AssistsyncError(f"cannot use {str(root)!r} as a project directory: {reason}") from exc
+    if not found:
         raise AssistsyncError(
             f"no {CONFIG_NAME} in {resolved}: run assistsync in a project directory or point "
             "-C at one (examples/quickstart is a minimal project)"
@@ -524,7 +688,7 @@ def locate_lock(root: Path, env: Mapping[str, str] | None = None) -> Path:
     loader, config_path, config, data = _open(root, env)
     path = loader.lock_path(config, data, config_path)
     if loader.diagnostics:
-        raise ManifestError(loader.diagnostics)
+        raise loader.failed()
     return path
 
 
@@ -555,8 +719,10 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
                 continue
             assistants[desired.key] = desired
     if loader.diagnostics:
-        raise ManifestError(loader.diagnostics)
+        raise loader.failed()
     files = loader.hash_files()
+    if loader.diagnostics:
+        raise loader.failed()
     return Project(
         root=resolved,
         config=config,

@@ -58,19 +58,32 @@ def strip_tags(loc: Loc) -> Loc:
     return tuple(out)
 
 
+_NO_ASSISTANTS = " (write 'assistants: {}' to declare no assistants)"
+
 _AT_KEY = {"extra_forbidden", "missing", "too_long"}
 
 
-def locate(data: Any, loc: Loc, kind: str = "") -> Pos:
+def _is_key(key: Any, node: YMap) -> bool:
+    try:
+        return key in node.key_pos
+    except TypeError:  # unhashable: not a key of any mapping
+        return False
+
+
+def locate(data: Any, loc: Loc, kind: str = "", key: Any = None) -> Pos:
     """Where the error ``kind`` at ``loc`` belongs in located data.
 
     Walks as far as the data goes, so a missing field resolves to the key of the mapping that
     lacks it. Unknown fields, dictionary keys and whole mappings or lists point at their key;
-    a wrong scalar points at the value itself.
+    a wrong scalar points at the value itself. For an error about a key itself (``loc`` ending
+    in ``"[key]"``), ``key`` is the key as written: pydantic's ``loc`` holds ``1`` for ``true``
+    and ``'1.5'`` for ``1.5``, which the data does not.
     """
     node = data
     pos: Pos = data.pos if isinstance(data, (YMap, YSeq)) else (1, 1)
     for i, part in enumerate(loc):
+        if loc[i + 1 : i + 2] == ("[key]",) and isinstance(node, YMap) and _is_key(key, node):
+            return node.key_pos[key]
         if isinstance(node, YMap) and part in node.key_pos:
             pos = node.key_pos[part]
             if loc[i + 1 : i + 2] == ("[key]",):  # the problem is the key itself
@@ -180,13 +193,22 @@ def describe(root: type[BaseModel], err: ErrorDetails, loc: Loc, data: Any) -> s
         if kind == "value_error":
             return str(ctx["error"])
         if kind == "string_type":
-            return f"key {key!r} must be a string, not {yaml_type(key)}"
+            key = value  # as written: loc holds 1 for true and '1.5' for 1.5
+            hint = ""
+            if isinstance(key, int) and not isinstance(key, bool):
+                hint = f" (quote it: '{key}')"
+            elif isinstance(key, (float, bool, datetime.date)):
+                hint = " (quote it to make it a string)"
+            what = "assistant key" if len(loc) == 3 and loc[0] == "assistants" else "key"
+            return f"{what} {key!r} must be a string, not {yaml_type(key)}{hint}"
     if kind == "extra_forbidden":
         model = _model_at(root, loc[:-1], data)
         allowed = _fields(model) if model is not None else []
         hint = suggest(str(field), allowed) if allowed else ""
         return f"unknown field {field!r}{hint}"
     if kind == "missing":
+        if loc == ("assistants",):
+            return f"missing required field 'assistants'{_NO_ASSISTANTS}"
         return f"missing required field {field!r}"
     if kind == "string_too_long":
         limit = ctx.get("max_length")
@@ -220,7 +242,8 @@ def describe(root: type[BaseModel], err: ErrorDetails, loc: Loc, data: Any) -> s
     if kind == "union_tag_not_found":
         return f"a tool needs a 'type': one of {', '.join(TOOL_TYPES)}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"{what} must be a mapping, not {yaml_type(value)}"
+        hint = _NO_ASSISTANTS if loc == ("assistants",) and value is None else ""
+        return f"{what} must be a mapping, not {yaml_type(value)}{hint}"
     if kind == "list_type":
         return f"{what} must be a list, not {yaml_type(value)}"
     if kind == "string_type":

@@ -68,6 +68,11 @@ class Problem:
     message: str
 
 
+def offset_pos(text: str, offset: int) -> Pos:
+    """The 1-based line and column of character ``offset`` in ``text``."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def _pos(node: Node) -> Pos:
     mark = node.start_mark
     return (mark.line + 1, mark.column + 1)
@@ -100,7 +105,13 @@ def substitute(text: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         if name not in env:
             problems.append(f"environment variable {name} is not set")
             return whole
-        return env[name]
+        value = env[name]
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in the environment (surrogateescape)
+            problems.append(f"environment variable {name} is not valid UTF-8")
+            return whole
+        return value
 
     return _VAR.sub(repl, text), problems
 
@@ -203,11 +214,35 @@ class _Builder:
         return result
 
 
-def _error_pos(exc: MarkedYAMLError) -> Pos:
+_UNCLOSED = {
+    "while scanning a quoted scalar": "the quoted string opened here is never closed",
+    "while parsing a flow sequence": "the '[' opened here is never closed",
+    "while parsing a flow mapping": "the '{' opened here is never closed",
+}
+"""Parser contexts whose opening mark is where an unclosed construct starts."""
+
+
+def _syntax_problem(exc: MarkedYAMLError, text: str) -> Problem:
+    """The parser's error in a user's terms, at the place to fix.
+
+    Two cases get their own words because the parser's are misleading: a tab in indentation
+    (the parser says "found character that cannot start any token") and a quote or bracket that
+    is never closed (the parser points at the end of the file, far from the opening).
+    """
     mark = exc.problem_mark or exc.context_mark
     if mark is None:
-        return (1, 1)
-    return (mark.line + 1, mark.column + 1)
+        return Problem(1, 1, _syntax_message(exc))
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    tab = line.find("\t")
+    if 0 <= tab <= mark.column and not line[:tab].strip():
+        return Problem(mark.line + 1, tab + 1, "tabs are not allowed for indentation in YAML")
+    opened = exc.context_mark
+    unclosed = _UNCLOSED.get(str(exc.context or "").strip())
+    rest = "\n".join([line[mark.column :], *lines[mark.line + 1 :]])
+    if unclosed is not None and opened is not None and not rest.strip():
+        return Problem(opened.line + 1, opened.column + 1, f"YAML syntax error: {unclosed}")
+    return Problem(mark.line + 1, mark.column + 1, _syntax_message(exc))
 
 
 def _syntax_message(exc: MarkedYAMLError) -> str:
@@ -249,19 +284,18 @@ def read_yaml(
     """
     try:
         node = (make_yaml or _default_yaml)().compose(text)
+        if node is None:
+            return None, []
+        builder = _Builder(env)
+        data = builder.build(node)
+    except RecursionError:  # both the composer and the builder recurse once per nesting level
+        return None, [Problem(1, 1, "YAML nested too deeply to read")]
     except MarkedYAMLError as exc:
-        line, col = _error_pos(exc)
-        return None, [Problem(line, col, _syntax_message(exc))]
+        return None, [_syntax_problem(exc, text)]
     except ReaderError as exc:
         # The reader reports a character offset, not a mark.
-        before = text[: exc.position]
-        line = before.count("\n") + 1
-        col = exc.position - (before.rfind("\n") + 1) + 1
+        line, col = offset_pos(text, exc.position)
         return None, [Problem(line, col, f"YAML syntax error: {exc.reason} ({exc.character!r})")]
     except YAMLError as exc:  # pragma: no cover - every parser error above carries a position
         return None, [Problem(1, 1, f"YAML syntax error: {exc}")]
-    if node is None:
-        return None, []
-    builder = _Builder(env)
-    data = builder.build(node)
     return data, builder.problems

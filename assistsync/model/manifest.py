@@ -142,11 +142,18 @@ class FunctionManifest(_Strict):
         default=None, description="What the function does; the model reads it to decide calls."
     )
     parameters: dict[str, Any] | None = Field(
-        default=None, description="The parameters as a JSON Schema object."
+        default=None,
+        description=(
+            "The parameters as a JSON Schema object, checked against the meta-schema of the "
+            "draft its `$schema` names (draft-07 without one)."
+        ),
     )
     parameters_file: str | None = Field(
         default=None,
-        description="A JSON file holding the parameters' JSON Schema, relative to this manifest.",
+        description=(
+            "A JSON file holding the parameters' JSON Schema, relative to this manifest; "
+            "checked like `parameters`."
+        ),
     )
 
     @model_validator(mode="after")
@@ -234,9 +241,9 @@ class ManifestDocument(_Strict):
 
     schema_: str | None = _SCHEMA_FIELD
     assistants: dict[AssistantKey, AssistantManifest] = Field(
-        default_factory=dict,
         description=(
             "Assistants by key (1-64 of `a-z 0-9 _ -`, starting with a letter or digit). The key "
-            "is the assistant's identity: renaming it replaces the assistant."
+            "is the assistant's identity: renaming it replaces the assistant. Required: a "
+            "manifest that declares no assistants says so with `assistants: {}`."
         ),
     )

@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from assistsync.errors import AssistsyncError, ManifestError
 from assistsync.manifest import files as files_module
 from assistsync.manifest import load_project
 from assistsync.manifest import loader as loader_module
+from assistsync.manifest import messages as messages_module
 from assistsync.manifest import source as source_module
 from assistsync.model import TAG_KEY
 from assistsync.model.manifest import RESERVED_METADATA_KEY
@@ -122,8 +124,6 @@ def test_project_file_itself_may_be_given(tmp_path: Path) -> None:
 
 def test_pure_python_parser_gives_the_same_project(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = load_project(EXAMPLE, env={})
-    from ruamel.yaml import YAML
-
     monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
     assert load_project(EXAMPLE, env={}) == fast
 
@@ -156,6 +156,29 @@ def test_default_glob_matching_nothing_says_so(tmp_path: Path) -> None:
     assert "no manifests: the default glob 'assistants/**/*.yaml'" in one_error(tmp_path)
 
 
+def test_yml_files_beside_a_yaml_glob_matching_nothing_are_mentioned(tmp_path: Path) -> None:
+    make(
+        tmp_path,
+        {
+            "assistsync.yaml": "lock: state.lock\n",
+            "assistants/a.yml": bot(),
+            "assistants/t/b.yml": "",
+        },
+    )
+    assert one_error(tmp_path) == (
+        "assistsync.yaml:1:1: no manifests: the default glob 'assistants/**/*.yaml' matches no "
+        "file; add manifests there or list globs under 'manifests:'; 'assistants/**/*.yml' "
+        "matches 2 files (assistants/a.yml, assistants/t/b.yml): rename them to .yaml or list "
+        "that glob under 'manifests:'"
+    )
+    make(tmp_path, {"assistsync.yaml": "manifests: [assistants/*.yaml]\n"})
+    assert one_error(tmp_path) == (
+        "assistsync.yaml:1:13: manifest glob 'assistants/*.yaml' matches no file; "
+        "'assistants/*.yml' matches 1 file (assistants/a.yml): rename it to .yaml or add that "
+        "glob to 'manifests:'"
+    )
+
+
 def test_default_glob_is_recursive(tmp_path: Path) -> None:
     make(tmp_path, {"assistsync.yaml": "", "assistants/team/deep/a.yaml": bot()})
     project = load_project(tmp_path, env={})
@@ -172,6 +195,29 @@ def test_unknown_config_field_and_escaping_lock(tmp_path: Path) -> None:
     assert one_error(tmp_path) == (
         "assistsync.yaml:3:7: lock '../x.lock' leaves the project directory"
     )
+
+
+def test_errors_say_which_kind_of_file_they_are_in(tmp_path: Path) -> None:
+    make(tmp_path, {"assistsync.yaml": "manifest: []\n"})
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith("\n1 error in the project file (assistsync.yaml).")
+    make(
+        tmp_path,
+        {
+            "assistsync.yaml": "manifests: [a/*.yaml, b/*.yaml]\n",
+            "a/x.yaml": "assistants: {}\nx: 1\n",
+        },
+    )
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith(
+        "\n2 errors in the project file (assistsync.yaml) and the manifests."
+    )
+    make(tmp_path, {"assistsync.yaml": "manifests: [a/*.yaml]\n"})
+    with pytest.raises(ManifestError) as info:
+        load_project(tmp_path, env={})
+    assert str(info.value).endswith("\n1 error in the manifests.")
 
 
 def test_config_glob_may_not_escape(tmp_path: Path) -> None:
@@ -198,9 +244,60 @@ def test_duplicate_yaml_key(tmp_path: Path) -> None:
     )
 
 
-def test_manifest_not_utf8(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "assistants:\n  bot:\n\tmodel: gpt-4\n",
+        "assistants:\n  bot:\n  \tmodel: gpt-4\n",
+        "assistants:\n  bot:\n    model: gpt-4\n\tname: x\n",
+    ],
+)
+@pytest.mark.parametrize("pure", [False, True])
+def test_tab_indentation_is_named_at_the_tab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, pure: bool
+) -> None:
+    if pure:
+        monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
+    make(tmp_path, {"assistants/a.yaml": text})
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "\t" in t)
+    col = text.splitlines()[line - 1].index("\t") + 1
+    assert one_error(tmp_path) == (
+        f"assistants/a.yaml:{line}:{col}: tabs are not allowed for indentation in YAML"
+    )
+
+
+def test_a_tab_inside_a_block_scalar_is_text(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": bot(instructions="|\n      a\n      \tb")})
+    assert load_project(tmp_path, env={}).desired.assistants["bot"].instructions == "a\n\tb\n"
+
+
+@pytest.mark.parametrize("pure", [False, True])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"Bot', "the quoted string opened here is never closed"),
+        ("'Bot", "the quoted string opened here is never closed"),
+        # A bracket may span lines: only one still open at the end of the file is pointed at.
+        ("[a, b", "the '[' opened here is never closed"),
+        ("{a: b", "the '{' opened here is never closed"),
+    ],
+)
+def test_unclosed_quote_points_where_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: bool, value: str, message: str
+) -> None:
+    if pure:
+        monkeypatch.setattr(source_module, "_default_yaml", lambda: YAML(typ="safe", pure=True))
+    rest = "    name: Bot\n" if value[0] in "'\"" else ""
+    make(tmp_path, {"assistants/a.yaml": bot(name=None, description=value) + rest})
+    assert one_error(tmp_path) == f"assistants/a.yaml:5:18: YAML syntax error: {message}"
+
+
+def test_manifest_not_utf8_points_at_the_bad_byte(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": b"assistants:\n  bot:\n    name: \xff\n"})
-    assert "is not valid UTF-8" in one_error(tmp_path)
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:3:11: not valid UTF-8: byte 0xff cannot be decoded; "
+        "save the file as UTF-8"
+    )
 
 
 # -- shape ---------------------------------------------------------------------------------
@@ -267,6 +364,58 @@ def test_name_and_instructions_are_optional(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": "assistants:\n  bot:\n    model: m\n"})
     bot = load_project(tmp_path).desired.assistants["bot"]
     assert (bot.name, bot.instructions) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\n\n", "# all commented out\n#assistants:\n", "---\n", "\ufeff# bom\n"]
+)
+def test_an_empty_manifest_is_an_error_saying_how_to_declare_none(
+    tmp_path: Path, text: str
+) -> None:
+    make(tmp_path, {"assistants/a.yaml": bot(), "assistants/b.yaml": text})
+    assert one_error(tmp_path) == (
+        "assistants/b.yaml:1:1: empty manifest: write 'assistants: {}' to declare no assistants "
+        "(an empty file is refused so that a truncated manifest cannot destroy its assistants)"
+    )
+
+
+def test_assistants_empty_mapping_declares_none(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": "# nothing here yet\nassistants: {}\n"})
+    assert load_project(tmp_path, env={}).desired.assistants == {}
+
+
+def test_assistants_key_is_required_and_not_null(tmp_path: Path) -> None:
+    make(tmp_path, {"assistants/a.yaml": "$schema: ../schemas/manifest.schema.json\n"})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:1:1: missing required field 'assistants' "
+        "(write 'assistants: {}' to declare no assistants)"
+    )
+    make(tmp_path, {"assistants/a.yaml": "assistants:\n"})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:1:12: 'assistants' must be a mapping, not null "
+        "(write 'assistants: {}' to declare no assistants)"
+    )
+
+
+def test_a_number_as_a_key_says_to_quote_it(tmp_path: Path) -> None:
+    manifest = "assistants:\n  123:\n    model: m\n  1.5:\n    model: m\n  true:\n    model: m\n"
+    make(tmp_path, {"assistants/a.yaml": manifest + bot().removeprefix("assistants:\n")})
+    make(tmp_path, {"assistants/b.yaml": bot(metadata="{7: x}").replace("bot:", "other:")})
+    assert errors(tmp_path) == [
+        "assistants/a.yaml:2:3: assistant key 123 must be a string, not a number (quote it: '123')",
+        "assistants/a.yaml:4:3: assistant key 1.5 must be a string, not a number "
+        "(quote it to make it a string)",
+        "assistants/a.yaml:6:3: assistant key True must be a string, not a boolean "
+        "(quote it to make it a string)",
+        "assistants/b.yaml:6:16: key 7 must be a string, not a number (quote it: '7')",
+    ]
+
+
+def test_locating_a_key_error_never_raises() -> None:
+    data, _ = source_module.read_yaml("assistants:\n  1: {}\n", env={})
+    assert messages_module.locate(data, ("assistants", 1, "[key]"), "string_type", 1) == (2, 3)
+    unhashable = ("assistants", 1, "[key]"), "string_type", [1]
+    assert messages_module.locate(data, *unhashable) == (2, 3)
 
 
 def test_invalid_assistant_key(tmp_path: Path) -> None:
@@ -396,12 +545,16 @@ def test_symlinks_out_of_the_project_are_rejected(tmp_path: Path) -> None:
     (project / "docs" / "link.md").symlink_to(outside / "secret.md")
     (project / "dirlink").symlink_to(outside)
     found = errors(project)
-    assert len(found) == 3, found
-    assert found[0].startswith(
+    assert found == [
         "assistants/a.yaml:5:24: instructions_file '../docs/link.md' is a symlink to "
-    )
-    assert "outside the project directory" in found[1]
-    assert found[2].startswith("assistants/a.yaml:6:29: file '../dirlink/secret.md' is a symlink")
+        "../outside/secret.md, outside the project directory",
+        "assistants/a.yaml:6:13: file '../docs/link.md' is a symlink to ../outside/secret.md, "
+        "outside the project directory",
+        "assistants/a.yaml:6:29: file '../dirlink/secret.md' is a symlink to "
+        "../outside/secret.md, outside the project directory",
+    ]
+    # Paths in messages are relative to the project, never absolute.
+    assert not any(str(tmp_path) in line for line in found)
 
 
 def test_symlinks_inside_the_project_are_fine(tmp_path: Path) -> None:
@@ -463,12 +616,14 @@ def test_instructions_file_limit_counts_characters_after_reading(tmp_path: Path)
     )
 
 
-def test_instructions_file_must_be_utf8(tmp_path: Path) -> None:
+def test_instructions_file_must_be_utf8_pointed_at_the_bad_byte_once(tmp_path: Path) -> None:
     manifest = bot(instructions=None, instructions_file="../p.md")
-    make(tmp_path, {"assistants/a.yaml": manifest, "p.md": b"ok\nbad \xe9 here\n"})
+    other = manifest.replace("bot:", "other:")
+    text = "ok\nbad é".encode() + b" \xe9 here\n"
+    make(tmp_path, {"assistants/a.yaml": manifest, "assistants/b.yaml": other, "p.md": text})
     assert one_error(tmp_path) == (
-        "assistants/a.yaml:5:24: instructions_file '../p.md' is not valid UTF-8: "
-        "byte 0xe9 at line 2, byte 5"
+        "p.md:2:7: not valid UTF-8 (instructions_file of assistants/a.yaml:5:24): "
+        "byte 0xe9 cannot be decoded; save the file as UTF-8"
     )
 
 
@@ -536,6 +691,99 @@ def test_parameters_file_json_error_points_into_the_json_file(tmp_path: Path) ->
     )
 
 
+def test_parameters_file_must_be_a_valid_json_schema_all_errors_located(tmp_path: Path) -> None:
+    tools = function_tools("f") + "\n          parameters_file: ../functions/f.json"
+    make(
+        tmp_path,
+        {
+            "assistants/a.yaml": bot(tools=tools),
+            "functions/f.json": '{"type":"objekt","required":"q"}',
+        },
+    )
+    assert errors(tmp_path) == [
+        "functions/f.json:1:9: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "unknown type 'objekt'; did you mean 'object'?",
+        "functions/f.json:1:29: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "'q' is not of type 'array'",
+    ]
+
+
+def test_parameters_file_errors_are_located_in_a_pretty_printed_file(tmp_path: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "when": {"type": ["string", "nul"], "description": "a } and a ] inside text"},
+            "count": 5,
+            "size": {"type": "integer", "minimum": "1"},
+        },
+        "required": ["when"],
+    }
+    text = json.dumps(schema, indent=4)
+    tools = function_tools("f") + "\n          parameters_file: ../f.json"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools), "f.json": text})
+    of = "invalid JSON Schema (parameters_file of assistants/a.yaml:10:28)"
+    assert errors(tmp_path) == [
+        f"f.json:7:17: {of}: unknown type 'nul'; did you mean 'null'?",
+        f"f.json:11:18: {of}: 5 is not of type 'object', 'boolean'",
+        f"f.json:14:24: {of}: '1' is not of type 'number'",
+    ]
+
+
+def test_inline_parameters_must_be_a_valid_json_schema(tmp_path: Path) -> None:
+    tools = function_tools("f") + (
+        "\n          parameters:\n            type: objekt\n            required: q"
+    )
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    assert errors(tmp_path) == [
+        "assistants/a.yaml:11:19: invalid JSON Schema in parameters: "
+        "unknown type 'objekt'; did you mean 'object'?",
+        "assistants/a.yaml:12:23: invalid JSON Schema in parameters: 'q' is not of type 'array'",
+    ]
+
+
+def test_a_schema_names_its_own_draft(tmp_path: Path) -> None:
+    # Tuple-form items: valid in draft-07 (the default), not in draft 2020-12.
+    tuple_items = {"type": "array", "items": [{"type": "string"}]}
+    tools = function_tools("f") + f"\n          parameters: {json.dumps(tuple_items)}"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    load_project(tmp_path, env={})
+    draft = {"$schema": "https://json-schema.org/draft/2020-12/schema", **tuple_items}
+    tools = function_tools("f") + f"\n          parameters: {json.dumps(draft)}"
+    make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
+    assert "invalid JSON Schema in parameters: [{'type': 'string'}] is not of type" in (
+        one_error(tmp_path)
+    )
+
+
+def test_an_invalid_schema_shared_by_a_yaml_alias_is_reported_once(tmp_path: Path) -> None:
+    fn = "\n      - type: function\n        function:\n          name: f\n          parameters: "
+    manifest = (
+        bot(tools=fn + "&p {type: objekt}") + "  other:\n    model: gpt-4\n    tools:" + fn + "*p\n"
+    )
+    make(tmp_path, {"assistants/a.yaml": manifest})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:10:33: invalid JSON Schema in parameters: "
+        "unknown type 'objekt'; did you mean 'object'?"
+    )
+
+
+def test_a_schema_file_named_twice_is_reported_once(tmp_path: Path) -> None:
+    tools = function_tools("f") + "\n          parameters_file: ../f.json"
+    other = bot(tools=tools).replace("bot:", "other:")
+    make(
+        tmp_path,
+        {
+            "assistants/a.yaml": bot(tools=tools),
+            "assistants/b.yaml": other,
+            "f.json": '{"type": 1}',
+        },
+    )
+    assert errors(tmp_path) == [
+        "f.json:1:10: invalid JSON Schema (parameters_file of assistants/a.yaml:10:28): "
+        "1 is not one of ['array', 'boolean', 'integer', 'null', 'number', 'object', 'string']",
+    ]
+
+
 def test_parameters_both_inline_and_file(tmp_path: Path) -> None:
     tools = function_tools("f") + "\n          parameters: {}\n          parameters_file: x.json"
     make(tmp_path, {"assistants/a.yaml": bot(tools=tools)})
@@ -551,6 +799,15 @@ def test_file_count_limit_applies_after_expansion(tmp_path: Path) -> None:
     make(tmp_path, {"assistants/a.yaml": bot(files="['../docs/*.md']")})
     assert one_error(tmp_path) == (
         "assistants/a.yaml:6:5: 21 files after expanding globs; an assistant may have at most 20"
+    )
+
+
+def test_too_many_file_entries_is_one_error(tmp_path: Path) -> None:
+    docs = {f"docs/{i:02}.md": str(i) for i in range(21)}
+    entries = ", ".join(f"../{name}" for name in docs)
+    make(tmp_path, {"assistants/a.yaml": bot(files=f"[{entries}]"), **docs})
+    assert one_error(tmp_path) == (
+        "assistants/a.yaml:6:5: 21 file entries; an assistant may have at most 20 files"
     )
 
 
@@ -685,8 +942,6 @@ def _escape(value: object) -> object:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_KEY, _ASSISTANT, min_size=1, max_size=4))
 def test_valid_manifests_round_trip(assistants: dict[str, dict[str, object]]) -> None:
-    from ruamel.yaml import YAML
-
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make(root, {})
