@@ -197,3 +197,20 @@ def test_a_literal_segment_beats_a_parameter_whatever_the_order() -> None:
         assert router.match("POST", "/v1/things/runs").route is literal
         match = router.match("POST", "/v1/things/t1")
         assert (match.route, match.params) == (by_id, {"thing_id": "t1"})
+
+
+def test_an_http_1_0_client_gets_the_stream_until_the_connection_closes(
+    base_url: str, probe: Probe
+) -> None:
+    probe.go_on.set()
+    host, port = base_url.removeprefix("http://").removesuffix("/v1").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(b"GET /v1/test/stream HTTP/1.0\r\nAuthorization: Bearer k\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()
+    assert body == b"event: first\ndata: 1\n\nevent: second\ndata: 2\n\ndata: [DONE]\n\n"
