@@ -16,7 +16,14 @@ from click.testing import CliRunner
 from server_testkit import AUTH, ServerFactory
 
 from assistsync.server.command import server_command
-from assistsync.server.framework.routing import Request, Response, Route, Router, event_stream
+from assistsync.server.framework.routing import (
+    Request,
+    Response,
+    Route,
+    Router,
+    event_stream,
+    sse_event,
+)
 from assistsync.server.group import Context, Group
 from assistsync.server.routes import GROUPS, ROUTES
 
@@ -214,3 +221,11 @@ def test_an_http_1_0_client_gets_the_stream_until_the_connection_closes(
     assert b"transfer-encoding" not in head.lower()
     assert b"connection: close" in head.lower()
     assert body == b"event: first\ndata: 1\n\nevent: second\ndata: 2\n\ndata: [DONE]\n\n"
+
+
+def test_sse_event_framing() -> None:
+    assert sse_event("thread.run.created", '{"id":"run_1"}') == (
+        b'event: thread.run.created\ndata: {"id":"run_1"}\n\n'
+    )
+    assert sse_event("done", "[DONE]") == b"event: done\ndata: [DONE]\n\n"
+    assert sse_event("x", "a\nb") == b"event: x\ndata: a\ndata: b\n\n"
