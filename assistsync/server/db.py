@@ -229,8 +229,10 @@ class Database:
 
         Returns the current generation. The pattern for a handler that waits briefly::
 
-            seen = db.generation
-            while not condition() and (seen := db.wait_for_change(seen, left)) ...
+            deadline = time.monotonic() + 2.0
+            seen = db.generation          # read before checking, so no commit is missed
+            while not changed_enough() and (left := deadline - time.monotonic()) > 0:
+                seen = db.wait_for_change(seen, left)
         """
         with self._changed:
             self._changed.wait_for(lambda: self._generation != generation, timeout)
