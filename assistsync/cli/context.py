@@ -220,7 +220,7 @@ def _sandbox(root: Path) -> Iterator[ServerHandle]:
     import sqlite3
 
     from assistsync.lockfile import STATE_DIR, state_dir
-    from assistsync.server import start_server
+    from assistsync.server import DatabaseUnavailable, start_server
 
     where = f"{STATE_DIR}/sandbox.db"
     with ExitStack() as stack:
@@ -233,7 +233,7 @@ def _sandbox(root: Path) -> Iterator[ServerHandle]:
                 f"Make {STATE_DIR}/ a writable directory of the project (or remove what is "
                 "in its place)."
             ) from exc
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, DatabaseUnavailable) as exc:
             raise ConfigError(
                 f"the sandbox state {where} is not a usable database ({exc}). Remove it to "
                 "start the sandbox afresh."
