@@ -58,12 +58,12 @@ def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
     settings = Settings(root=runner.workspace / wd, no_color=True)
     if not os.environ.get("OPENAI_API_KEY", "").strip():
         return _without_key(inputs, runner, settings, echo)
+    from assistsync import pipeline
     from assistsync.cli.context import open_client
-    from assistsync.cli.stages import compute
 
     try:
         with open_client(settings) as client:
-            plan = compute(settings, client).plan
+            plan = pipeline.plan(client, settings.root).plan
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(wd, diagnostic))
@@ -131,10 +131,10 @@ def _failed(
 
 
 def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: Echo) -> int:
-    from assistsync.cli.stages import load
+    from assistsync import pipeline
 
     try:
-        load(settings)
+        pipeline.load(settings.root)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(inputs.working_directory, diagnostic))
