@@ -7,10 +7,9 @@ independent work; what depends on it is skipped and reported (an assistant whose
 upload; an old upload an assistant whose update failed may still use).
 
 A plan is enough to apply: the applier needs the client, the plan and a place to save the
-lock. It starts from the lock the plan carries (``Plan.lock``), writes it before the first
-change (so a lock that cannot be written stops the apply before anything changes), and records
-each successful change as the plan's change says (``Lock.with_upload``,
-``AssistantChange.locked``, ...). It never diffs and never reads the manifests.
+lock. It starts from the lock the plan carries (``Plan.lock``) and records each successful
+change on it as the plan's change says (``Lock.with_upload``, ``AssistantChange.locked``,
+...). It never diffs and never reads the manifests.
 
 Crash safety: the lock is written after every successful remote change (by a writer thread
 that always writes the newest lock, so concurrent changes share one write). When a write fails
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from assistsync.api import ApiClient, ResponseLostError
-from assistsync.errors import ApiError, AssistsyncError, LockWriteError
+from assistsync.errors import ApiError, LockWriteError
 from assistsync.model import (
     AssistantChange,
     AssistantConfig,
@@ -692,22 +691,15 @@ class Applier:
     def run(self) -> ApplyResult:
         """Carry out the plan; returns counts, failures and the final lock.
 
-        The lock the plan starts from is written first: when it cannot be written, this raises
-        ``LockWriteError`` and nothing has changed. When a later write fails, or on Ctrl-C,
-        no new change starts, the changes in flight finish and are recorded, the lock is
-        written if it can be, and the result says so (``lock_error``, ``interrupted``).
+        When a lock write fails, or on Ctrl-C, no new change starts, the changes in flight
+        finish and are recorded, the lock is written if it can be, and the result says so
+        (``lock_error``, ``interrupted``). Check that the lock can be written at all before
+        (``lockfile.check_writable``): then a read-only project changes nothing.
         """
         began = self.clock()
         self._id_by_sha = dict(self.plan.file_ids)
-        self.recorder.update(lambda lock: lock, counts=False)
-        try:
-            self.recorder.flush()
-        except AssistsyncError as exc:
-            self.recorder.close()
-            raise LockWriteError(
-                f"{exc.message} Nothing was changed; make it writable and run apply again.",
-                reason=getattr(exc, "reason", ""),
-            ) from exc
+        if self.plan.lock_refresh:  # forgotten and re-filed entries are written even alone
+            self.recorder.update(lambda lock: lock, counts=False)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
         try:
             self._build_phase()

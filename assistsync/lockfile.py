@@ -193,6 +193,27 @@ def write_lock(path: Path, lock: Lock) -> None:
         ) from exc
 
 
+def check_writable(path: Path) -> None:
+    """Raise ``LockWriteError`` unless the lock at ``path`` and ``.assistsync/`` beside it can
+    be written: called before an apply's first change, so a read-only project changes nothing.
+
+    Creates (and removes) a temporary file where each write makes one; it cannot promise that
+    the disk will not fill up later (apply handles that when it happens).
+    """
+    state = state_dir(path.parent)
+    for where in (path.parent, state):
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise LockWriteError(
+                f"{path}: cannot write the lock file ({where} is not writable: "
+                f"{_reason(exc)}). Nothing was changed; make it writable and run apply again.",
+                reason=_reason(exc),
+            ) from exc
+
+
 def write_atomically(path: Path, text: str, *, backup: bool = False) -> None:
     """Replace ``path`` with ``text``: a temporary file beside it, fsynced, then ``os.replace``.
 
@@ -284,8 +305,8 @@ def exclusive(path: Path) -> Iterator[None]:
         ) from exc
     except OSError as exc:  # after Timeout, which is an OSError too
         raise LockWriteError(
-            f"{state}: cannot take the one-writer lock: {_reason(exc)}. Make the project "
-            "directory writable.",
+            f"{state}: cannot take the one-writer lock: {_reason(exc)}. Nothing was changed; "
+            "make the project directory writable.",
             reason=_reason(exc),
         ) from exc
     try:

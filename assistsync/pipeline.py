@@ -17,7 +17,7 @@ from pathlib import Path
 from assistsync.api import ApiClient
 from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Event
 from assistsync.fetch import BackgroundListing, fetch_live
-from assistsync.lockfile import check_location, exclusive, read_lock, write_lock
+from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
 from assistsync.manifest import Project, load_project, locate_lock
 from assistsync.model import Live, Lock, Plan
 from assistsync.planner import make_plan
@@ -96,6 +96,7 @@ def apply(
     Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
     inside ``writing``.
     """
+    check_writable(lock_file)
     return Applier(
         client,
         plan,
