@@ -88,7 +88,8 @@ def apply_events(settings: Settings, total: int) -> Iterator[Callable[[Event], N
     """An event callback that prints one line per resource as it goes (stdout), and on a
     terminal keeps a progress bar below them as a live summary (stderr, removed at the end)."""
     mutex = threading.Lock()
-    if total > PROGRESS_THRESHOLD and use_color(settings, sys.stderr):
+    # the bar only when both streams are the terminal: lines redirected to a file stay plain
+    if total > PROGRESS_THRESHOLD and use_color(settings, sys.stderr) and sys.stdout.isatty():
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -98,7 +99,6 @@ def apply_events(settings: Settings, total: int) -> Iterator[Callable[[Event], N
             MofNCompleteColumn(),
             console=Console(stderr=True),
             transient=True,
-            redirect_stdout=True,
         ) as bar:
             task = bar.add_task("apply", total=total)
 

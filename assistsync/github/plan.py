@@ -87,8 +87,14 @@ def _report(inputs: PlanInputs, runner: Runner, plan: Plan, echo: Echo) -> int:
         listed = "\n".join(f"{address} ({reason})" for address, reason in gone)
         echo(command("warning", listed, title=f"assistsync: {len(gone)} to destroy"))
     json_path = plan_json_path(runner, wd)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(render_json(plan), encoding="utf-8")
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(render_json(plan), encoding="utf-8")
+    except OSError as exc:
+        raise AssistsyncError(
+            f"{json_path}: cannot write the JSON plan: {exc.strerror or exc}. Is RUNNER_TEMP "
+            "writable?"
+        ) from exc
     if runner.summary is not None:
         full = render_markdown(plan, title=comments.title(wd))
         append_summary(runner.summary, comments.shorten(full, comments.SUMMARY_LIMIT))

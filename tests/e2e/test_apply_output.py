@@ -164,3 +164,42 @@ def test_ctrl_d_at_the_prompt_cancels(project: Project, api: Api, server: Server
     assert "Apply cancelled." in out
     assert "Interrupted" not in out
     assert api.assistants() == []
+
+
+def test_on_a_terminal_the_lines_come_with_a_live_progress_bar(
+    project: Project, api: Api, server: ServerHandle
+) -> None:
+    import pty
+
+    many = "".join(f"  bot-{i:02d}:\n    model: gpt-4\n" for i in range(8))
+    project.write("assistants/support.yaml", "assistants:\n" + many)
+    leader, follower = pty.openpty()
+    env = cli_env(server.base_url)
+    env.pop("NO_COLOR")
+    env["TERM"] = "xterm"
+    with subprocess.Popen(
+        [sys.executable, "-m", "assistsync", "-C", str(project.root), "apply", "--auto-approve"],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    ) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the process is done
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+    os.close(leader)
+    out = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, out
+    assert "assistant.bot-07: Creation complete after" in out
+    assert re.search(r"apply .*\d/8", out), out  # the bar's live summary: done/total
+    assert "Apply complete! Resources: 8 added, 0 changed, 0 destroyed." in out
+    assert "Traceback" not in out
+    assert len(api.by_key()) == 8
