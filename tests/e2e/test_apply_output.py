@@ -203,3 +203,29 @@ def test_on_a_terminal_the_lines_come_with_a_live_progress_bar(
     assert "Apply complete! Resources: 8 added, 0 changed, 0 destroyed." in out
     assert "Traceback" not in out
     assert len(api.by_key()) == 8
+
+
+def test_after_a_failed_lock_write_no_new_change_starts(tmp_path: Path) -> None:
+    from assistsync.errors import LockWriteError
+
+    _project(tmp_path, 12, files=False)
+    writes: list[Lock] = []
+
+    def save(lock: Lock) -> None:  # the disk fills up after the third write
+        if len(writes) == 3:
+            raise LockWriteError("assistsync.lock: cannot write", reason="No space left on device")
+        writes.append(lock)
+
+    with start_server(port=0) as server, ApiClient(server.base_url, "sk-x") as client:
+        plan = pipeline.plan(client, tmp_path).plan
+        result = Applier(client, plan, save=save, concurrency=1).run()
+        live = Api(server.base_url)
+        try:
+            created = len(live.by_key())
+        finally:
+            live.http.close()
+    assert result.lock_error is not None
+    assert not result.ok
+    assert result.made == created == len(result.lock.assistants)
+    assert result.recorded == len(writes[-1].assistants) < result.made
+    assert result.not_started == 12 - result.made > 0  # it stopped: the rest never started
