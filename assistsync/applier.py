@@ -327,14 +327,12 @@ class Applier:
         began: float | None = None,
         id_: str | None = None,
     ) -> None:
-        if phase != "start":
-            with self._mutex:
-                self._done += 1
+        with self._mutex:
+            self._done += phase != "start"
+            done = self._done
         if self.events is not None:
             elapsed = self.clock() - began if began is not None else 0.0
-            self.events(
-                Event(address, verb, phase, id_, max(0.0, elapsed), self._done, self._total)
-            )
+            self.events(Event(address, verb, phase, id_, max(0.0, elapsed), done, self._total))
 
     def _stopping(self) -> bool:
         """True once the lock cannot be written, or on Ctrl-C: no new change starts."""

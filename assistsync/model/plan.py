@@ -135,7 +135,8 @@ class Plan(BaseModel):
     """Display name (project-relative path) of each content hash the plan mentions."""
     file_ids: dict[str, str] = Field(default_factory=dict)
     """The live upload to use for each content hash already on the server (sha256 -> id)."""
-    lock: Lock = Field(default_factory=lambda: Lock(lineage=""))
+    lock: Lock
+    """The lock apply starts from (required: a plan without it cannot be applied safely)."""
     lock_refresh: bool = False
     """True when ``lock`` differs from the lock as read: apply writes it even with no change."""
     root: str = ""
