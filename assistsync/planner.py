@@ -196,11 +196,12 @@ def _plan_deletes(
     still_attached = {
         file_id for a in live.assistants if a.id not in letting_go for file_id in a.file_ids
     }
+    desired_shas = {f.sha256 for f in desired.files.values()}
     deletes: list[FileChange] = []
     for file_id, r in sorted(retired.items(), key=lambda kv: (kv[1].path, kv[0])):
         if file_id in still_attached:
             continue
-        if r.sha256 in {f.sha256 for f in desired.files.values()}:
+        if r.sha256 in desired_shas:
             reason = "another upload holds the same content"
         elif r.path in desired.files:
             reason = "its content changed and the new version replaces it"
