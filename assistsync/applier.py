@@ -106,7 +106,7 @@ class ApplyResult:
     @property
     def ok(self) -> bool:
         """Everything in the plan happened and is recorded."""
-        return not (self.failures or self.lock_error or self.interrupted or self.not_started)
+        return not (self.failures or self.lock_error or self.interrupted)
 
     def resources(self) -> str:
         """``Resources: N added, N changed, N destroyed.`` (with imports when there were any)."""

@@ -1,7 +1,9 @@
 """(Desired, Live, Lock) -> Plan. Pure: no I/O, no clock, no randomness.
 
-The planner decides everything apply will do; apply never diffs again. Ownership rules live
-here and only here:
+The planner decides everything apply will do, including what the lock records: the lock apply
+starts from (``Plan.lock``: owned objects found gone forgotten, uploads no manifest needs
+retired, desired paths whose content is uploaded recorded) and, per change, what it records
+when it succeeds. Apply never diffs again. Ownership rules live here and only here:
 
 * an assistant is *owned* when the lock names its id, or when it carries
   ``metadata.assistsync_key`` equal to a manifest key and no lock entry claims it (it is then
