@@ -42,7 +42,7 @@ class ApplyInputs:
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: either way not a lock to compare
         return None
 
 
@@ -67,7 +67,7 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     from assistsync import pipeline
     from assistsync.applier import Event
     from assistsync.cli.context import open_client
-    from assistsync.cli.output import event_line, failure_lines
+    from assistsync.cli.output import event_line, outcome_lines
     from assistsync.render import render_text
 
     wd = inputs.working_directory
@@ -95,12 +95,11 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
             if plan.has_changes or plan.lock_only:
                 result = pipeline.apply(client, plan, lock_file, events=on_event)
                 summary = result.summary()
-                for line in failure_lines(result.failures):
+                for line in outcome_lines(result):  # what the CLI says after the same apply
                     say(line)
-                    echo(command("error", line.removeprefix("Error: "), title="assistsync apply"))
-                if result.lock_error is not None:
-                    say(f"Error: {result.lock_error.message}")
-                    echo(command("error", result.lock_error.message, title="assistsync apply"))
+                    if line.startswith("Error: "):
+                        message = line.removeprefix("Error: ")
+                        echo(command("error", message, title="assistsync apply"))
                 if result.interrupted:
                     code = EXIT_INTERRUPTED
                 elif not result.ok:
