@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "render": {"model"},
     "lockfile": {"model", "errors"},
     "applier": {"api", "model", "errors"},
+    "planfile": {"model", "errors", "lockfile"},
+    "pipeline": {"api", "applier", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
     "server": set(),
 }
 
