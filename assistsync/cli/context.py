@@ -35,6 +35,8 @@ class Settings:
     sandbox: bool = False
     no_color: bool = False
     debug: bool = False
+    environment: str | None = None
+    """The environment chosen with ``--env`` or ``ASSISTSYNC_ENV`` (None: not chosen)."""
 
 
 def project_directory(
@@ -123,6 +125,13 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         is_flag=True,
         help="Tracebacks and HTTP logging (also before the command).",
     )
+    @click.option(
+        "--env",
+        "environment",
+        default=None,
+        metavar="NAME",
+        help="The environment to use (also before the command, or ASSISTSYNC_ENV).",
+    )
     @click.pass_obj
     @functools.wraps(command)
     def wrapper(
@@ -131,6 +140,7 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         sandbox: bool,
         no_color: bool,
         debug: bool,
+        environment: str | None,
         *args: Any,
         **kwargs: Any,
     ) -> int:
@@ -140,6 +150,7 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
             sandbox=settings.sandbox or sandbox,
             no_color=settings.no_color or no_color,
             debug=settings.debug or debug,
+            environment=environment or settings.environment,
         )
         if debug:
             enable_debug()
@@ -185,7 +196,7 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
 
     if settings.sandbox:
         with ExitStack() as stack:
-            server = stack.enter_context(_sandbox(settings.root))
+            server = stack.enter_context(_sandbox(settings.root, settings.environment))
             yield stack.enter_context(ApiClient(server.base_url, SANDBOX_KEY))
         return
     key = api_key()
@@ -214,18 +225,24 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
         yield client
 
 
+def sandbox_db_name(environment: str | None) -> str:
+    """The sandbox database in ``.assistsync/``: one per environment, so each has its state."""
+    return f"sandbox.{environment}.db" if environment else "sandbox.db"
+
+
 @contextmanager
-def _sandbox(root: Path) -> Iterator[ServerHandle]:
+def _sandbox(root: Path, environment: str | None = None) -> Iterator[ServerHandle]:
     """The embedded server on its state in ``root/.assistsync/``; its setup errors mapped."""
     import sqlite3
 
     from assistsync.lockfile import STATE_DIR, state_dir
     from assistsync.server import DatabaseUnavailable, start_server
 
-    where = f"{STATE_DIR}/sandbox.db"
+    name = sandbox_db_name(environment)
+    where = f"{STATE_DIR}/{name}"
     with ExitStack() as stack:
         try:
-            db = state_dir(root) / "sandbox.db"
+            db = state_dir(root) / name
             server = stack.enter_context(start_server(host="127.0.0.1", port=0, db=db))
         except OSError as exc:
             raise ConfigError(

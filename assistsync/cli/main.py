@@ -45,6 +45,7 @@ Environment:
   OPENAI_API_KEY     the key (never printed, logged or stored)
   OPENAI_ORG_ID      sent as OpenAI-Organization when set
   OPENAI_PROJECT_ID  sent as OpenAI-Project when set
+  ASSISTSYNC_ENV     the environment to use (as --env NAME)
   NO_COLOR           disables colour
 """
 
@@ -67,11 +68,32 @@ Environment:
 )
 @click.option("--no-color", is_flag=True, help="Never colour output (also: NO_COLOR, TERM=dumb).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and log every HTTP request.")
+@click.option(
+    "--env",
+    "environment",
+    envvar="ASSISTSYNC_ENV",
+    default=None,
+    metavar="NAME",
+    help="The environment of assistsync.yaml to use (also: ASSISTSYNC_ENV).",
+)
 @click.version_option(__version__, "--version", prog_name="assistsync")
 @click.pass_context
-def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    directory: Path,
+    sandbox: bool,
+    no_color: bool,
+    debug: bool,
+    environment: str | None,
+) -> None:
     """Keep Assistants API v1 assistants as code: validate, plan and apply YAML manifests."""
-    ctx.obj = Settings(root=directory, sandbox=sandbox, no_color=no_color, debug=debug)
+    ctx.obj = Settings(
+        root=directory,
+        sandbox=sandbox,
+        no_color=no_color,
+        debug=debug,
+        environment=environment or None,
+    )
     if debug:
         enable_debug()
 
