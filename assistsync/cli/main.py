@@ -106,6 +106,9 @@ def _register() -> None:
 
     for command in (validate_command, plan_command, apply_command, server_command):
         cli.add_command(command)
+    from assistsync.cli.import_ import import_command
+
+    cli.add_command(import_command)
 
 
 _register()

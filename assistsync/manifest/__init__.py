@@ -14,6 +14,7 @@ from assistsync.manifest.loader import (
     Project,
     load_project,
     locate_lock,
+    project_config,
     project_environments,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "Project",
     "load_project",
     "locate_lock",
+    "project_config",
     "project_environments",
 ]

@@ -698,10 +698,15 @@ def _open(
     return loader, config_path, config, data, selected
 
 
+def project_config(root: Path) -> ProjectConfig:
+    """``assistsync.yaml`` alone, validated. Raises as ``load_project`` does for it."""
+    return _open_config(root, None)[2]
+
+
 def project_environments(root: Path) -> tuple[str, ...]:
     """The environments ``assistsync.yaml`` declares (none: an empty tuple). Raises as
     ``load_project`` does for the project file."""
-    return tuple(_open_config(root, None)[2].environments)
+    return tuple(project_config(root).environments)
 
 
 def locate_lock(

@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "planfile": {"model", "errors", "lockfile"},
     "pipeline": {"api", "applier", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
     "server": set(),
+    "adopt": {"api", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
 }
 
 
