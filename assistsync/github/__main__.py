@@ -23,6 +23,9 @@ _DIR = click.option(
     show_default=True,
     help="The project directory, relative to the workspace.",
 )
+_ENV = click.option(
+    "--environment", default="", help="The environment of assistsync.yaml (empty: none)."
+)
 
 
 @click.group()
@@ -32,25 +35,27 @@ def main() -> None:
 
 @main.command("plan")
 @_DIR
+@_ENV
 @click.option("--comment", type=click.BOOL, default=True, help="Comment on the pull request.")
-def plan_command(working_directory: str, comment: bool) -> None:
+def plan_command(working_directory: str, environment: str, comment: bool) -> None:
     """Plan once; comment, summarise and set the step's outputs."""
     from assistsync.github.event import Runner
     from assistsync.github.plan import PlanInputs, run_plan
 
-    inputs = PlanInputs(working_directory, comment, os.environ.get("GITHUB_TOKEN", ""))
+    inputs = PlanInputs(working_directory, comment, os.environ.get("GITHUB_TOKEN", ""), environment)
     sys.exit(_guard(lambda: run_plan(inputs, Runner.from_env(), click.echo)))
 
 
 @main.command("apply")
 @_DIR
+@_ENV
 @click.option("--commit-lock", type=click.BOOL, default=False, help="Commit and push the lock.")
-def apply_command(working_directory: str, commit_lock: bool) -> None:
+def apply_command(working_directory: str, environment: str, commit_lock: bool) -> None:
     """Apply with --auto-approve; summarise, set outputs, commit the lock if asked."""
     from assistsync.github.apply import ApplyInputs, run_apply
     from assistsync.github.event import Runner
 
-    inputs = ApplyInputs(working_directory, commit_lock)
+    inputs = ApplyInputs(working_directory, commit_lock, environment)
     sys.exit(_guard(lambda: run_apply(inputs, Runner.from_env(), click.echo)))
 
 
