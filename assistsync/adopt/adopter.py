@@ -266,21 +266,39 @@ class Adopter:
             path.parent.mkdir(parents=True, exist_ok=True)
             part.replace(path)  # the scratch directory is inside the project: one rename
             result.files.append(path)
-        for path, text in layout.texts.items():
-            if path.exists() and _read(path) == text.encode():
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, text)
-            result.files.append(path)
-        self._write_manifests(taken, layout, doc_path, result)
+        pending = {p: t for p, t in layout.texts.items() if _read(p) != t.encode()}
+        pending.update(self._manifest_texts(taken, layout, doc_path))
+        self._write_all(pending)
+        result.files += pending
         for t in taken:
             applied = live_config(t.live, sha_by_id).digest()
             lock = lock.with_assistant(t.key, LockedAssistant(id=t.live.id, applied=applied))
         write_lock(self.target.lock_path, lock.model_copy(update={"serial": lock.serial + 1}))
 
-    def _write_manifests(
-        self, taken: list[Taken], layout: Layout, doc_path: dict[str, Path], result: ImportResult
-    ) -> None:
+    def _write_all(self, texts: dict[Path, str]) -> None:
+        """Write every file atomically (temporary file, fsync, rename); the fsyncs, which cost
+        the most, run concurrently."""
+        for path in texts:
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+        def write(item: tuple[Path, str]) -> None:
+            write_atomically(*item)
+
+        try:
+            with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
+                list(pool.map(write, texts.items()))
+        except OSError as exc:
+            where = exc.filename or "a file of the project"
+            raise AssistsyncError(
+                f"cannot write {where}: {exc.strerror or exc}. The lock was not changed; "
+                "fix the cause and import again (files written so far are reused)."
+            ) from exc
+
+    def _manifest_texts(
+        self, taken: list[Taken], layout: Layout, doc_path: dict[str, Path]
+    ) -> dict[Path, str]:
+        """The text of every manifest the import writes or appends to."""
+        out: dict[Path, str] = {}
         by_file: dict[Path, dict[str, dict[str, Any]]] = {}
         for t in taken:
             by_file.setdefault(layout.manifest_of[t.key], {})[t.key] = manifest_entry(
@@ -299,9 +317,8 @@ class Adopter:
                     else f"Imported by assistsync{env}"
                 )
                 text = new_manifest(entries, header)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, text)
-            result.files.append(path)
+            out[path] = text
+        return out
 
     def _tag(self, pairs: list[tuple[str, LiveAssistant]], result: ImportResult) -> None:
         env = self.target.environment

@@ -38,9 +38,14 @@ def _commented(value: Any) -> Any:
     return value
 
 
+_DUMPER = _yaml()
+"""One dumper for every manifest an import writes (making one costs more than a dump); the
+import writes from one thread."""
+
+
 def _dump(data: Any) -> str:
     buffer = io.StringIO()
-    _yaml().dump(data, buffer)
+    _DUMPER.dump(data, buffer)
     return buffer.getvalue()
 
 

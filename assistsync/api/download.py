@@ -6,6 +6,7 @@ Kept beside the client rather than in it: only ``assistsync import`` downloads c
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def download_file(client: ApiClient, file_id: str, dest: Path) -> Downloaded:
                 sha.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())  # kept in the project once moved there: durable first
         return Downloaded(sha.hexdigest(), size)
 
     return client._call("GET", f"/files/{_quote(file_id)}/content", consume=write)
