@@ -65,3 +65,22 @@ def test_imports_follow_the_data_flow(name: str) -> None:
 def test_the_checker_sees_imports() -> None:
     # the rule above must be able to fail: the CLI wires everything, so it imports a lot
     assert {"api", "manifest", "server"} <= set().union(*map(imports_of, files_of("cli")))
+
+
+def test_retrieval_is_a_library_of_the_server() -> None:
+    # The files endpoint and the run engine call retrieval; it calls nothing of theirs, so it
+    # can be tested (and benchmarked) on a bare SQLite connection.
+    for path in sorted((PACKAGE / "server" / "retrieval").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["(relative)"]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                inside = name.startswith("assistsync.server.retrieval")
+                assert inside or not name.startswith(("assistsync", "(relative)")), (
+                    f"{path.relative_to(PACKAGE.parent)} imports {name}"
+                )

@@ -1,0 +1,177 @@
+"""The index: chunks in the server's own SQLite database, ranked by FTS5's BM25.
+
+Three tables, created by :func:`create_schema` (idempotent, so the db layer can run it on every
+open): ``retrieval_files`` (one row per indexed file), ``retrieval_chunks`` (each chunk's file,
+offsets and text) and ``retrieval_fts``, an FTS5 index over the chunk text that stores no copy of
+it (``content=retrieval_chunks``). Tokens are Unicode words with diacritics folded and Porter
+stemming, so "refunds" finds "refund" and "cafe" finds "café".
+
+None of these functions begins or commits a transaction: the caller's transaction (the store's
+``_tx``) makes indexing a file atomic with creating its row, and removal with deleting it. CPU
+work (extraction, chunking) happens in :func:`prepare`, before any lock is taken.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from assistsync.server.retrieval.chunking import Chunk, chunk_text
+from assistsync.server.retrieval.extract import Kind, extract
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS retrieval_files (
+    file_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    chunks INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retrieval_chunks (
+    id INTEGER PRIMARY KEY,
+    file_id TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retrieval_chunks_by_file ON retrieval_chunks (file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS retrieval_fts USING fts5(
+    text,
+    content = 'retrieval_chunks',
+    content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
+MAX_QUERY_TERMS = 32
+"""Terms kept from a question; more only slow the query without changing the top passages."""
+
+# Words so common that they rank nothing but make every chunk a match.
+_STOPWORD_TEXT = """
+    a about above after again all also am an and any are as at be been before being below
+    between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers him his how i if in into is it its itself just me more most
+    my no nor not now of off on once only or other our ours out over own same she should so some
+    such than that the their theirs them then there these they this those through to too under
+    until up very was we were what when where which while who whom why will with would you your
+    yours"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Letters and digits only: unicode61 splits on everything else (underscores too), so these are
+# exactly the tokens FTS5 will see, and quoting each one makes every FTS5 operator inert.
+_TERM = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A file's extracted text and chunks, ready for :func:`store` (computed with no lock held)."""
+
+    kind: Kind
+    text: str
+    chunks: list[Chunk]
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A search hit: ``text`` is exactly the file's extracted text at ``[start, end)``.
+
+    ``score`` is BM25 relevance, higher is better; it compares passages of one search only.
+    """
+
+    file_id: str
+    chunk_id: int
+    text: str
+    score: float
+    start: int
+    end: int
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the retrieval tables if they do not exist (safe to call on every open)."""
+    conn.executescript(SCHEMA)
+
+
+def prepare(filename: str, data: bytes) -> Prepared:
+    """Extract and chunk a file; raises the :class:`FileRejected` errors of :func:`extract`."""
+    extracted = extract(filename, data)
+    return Prepared(extracted.kind, extracted.text, chunk_text(extracted.text, extracted.kind))
+
+
+def store(conn: sqlite3.Connection, file_id: str, prepared: Prepared) -> None:
+    """Write a prepared file's chunks to the index, replacing any earlier index of ``file_id``."""
+    remove_file(conn, file_id)
+    conn.execute(
+        "INSERT INTO retrieval_files (file_id, kind, chars, chunks) VALUES (?, ?, ?, ?)",
+        (file_id, prepared.kind, len(prepared.text), len(prepared.chunks)),
+    )
+    rows = [(file_id, c.start, c.end, c.text) for c in prepared.chunks]
+    conn.executemany(
+        'INSERT INTO retrieval_chunks (file_id, start, "end", text) VALUES (?, ?, ?, ?)', rows
+    )
+    conn.execute(
+        "INSERT INTO retrieval_fts (rowid, text) "
+        "SELECT id, text FROM retrieval_chunks WHERE file_id = ?",
+        (file_id,),
+    )
+
+
+def index_file(conn: sqlite3.Connection, file_id: str, filename: str, data: bytes) -> Prepared:
+    """:func:`prepare` then :func:`store`: the whole indexing of one upload."""
+    prepared = prepare(filename, data)
+    store(conn, file_id, prepared)
+    return prepared
+
+
+def remove_file(conn: sqlite3.Connection, file_id: str) -> bool:
+    """Drop a file from the index; whether it was indexed."""
+    # An external-content FTS5 table forgets a row only when told its indexed text.
+    conn.execute(
+        "INSERT INTO retrieval_fts (retrieval_fts, rowid, text) "
+        "SELECT 'delete', id, text FROM retrieval_chunks WHERE file_id = ?",
+        (file_id,),
+    )
+    conn.execute("DELETE FROM retrieval_chunks WHERE file_id = ?", (file_id,))
+    return conn.execute("DELETE FROM retrieval_files WHERE file_id = ?", (file_id,)).rowcount > 0
+
+
+def is_indexed(conn: sqlite3.Connection, file_id: str) -> bool:
+    """Whether ``file_id`` has been indexed (it may still have no chunks, e.g. an empty file)."""
+    row = conn.execute("SELECT 1 FROM retrieval_files WHERE file_id = ?", (file_id,)).fetchone()
+    return row is not None
+
+
+def match_expression(question: str) -> str | None:
+    """A question as an FTS5 query that cannot be a syntax error: its words, quoted, OR-ed.
+
+    Stop words are left out unless nothing else remains; ``None`` when the question has no word.
+    """
+    seen: dict[str, None] = {}
+    for term in _TERM.findall(question):
+        seen.setdefault(term.lower())
+    terms = [t for t in seen if t not in _STOPWORDS] or list(seen)
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
+
+
+def search(
+    conn: sqlite3.Connection, file_ids: Sequence[str], query: str, k: int = 5
+) -> list[Passage]:
+    """The ``k`` passages of the files ``file_ids`` that best match ``query``, best first.
+
+    ``query`` is free text (a user's question, punctuation and all). Files not indexed are
+    simply absent from the results.
+    """
+    expression = match_expression(query)
+    ids = list(dict.fromkeys(file_ids))
+    if expression is None or not ids or k < 1:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        'SELECT c.file_id, c.id, c.text, bm25(retrieval_fts), c.start, c."end" '
+        "FROM retrieval_fts JOIN retrieval_chunks AS c ON c.id = retrieval_fts.rowid "
+        f"WHERE retrieval_fts MATCH ? AND c.file_id IN ({marks}) "
+        "ORDER BY bm25(retrieval_fts), c.id LIMIT ?",
+        (expression, *ids, k),
+    ).fetchall()
+    return [Passage(r[0], r[1], r[2], -r[3], r[4], r[5]) for r in rows]
