@@ -102,3 +102,33 @@ def test_the_match_expression_quotes_words_and_drops_stop_words() -> None:
 def test_k_limits_the_passages(conn: sqlite3.Connection) -> None:
     assert len(retrieval.search(conn, list(DOCS), "the", k=1)) == 1
     assert retrieval.search(conn, list(DOCS), "the", k=0) == []
+
+
+def _index(texts: list[str]) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    retrieval.create_schema(db)
+    with db:
+        for n, text in enumerate(texts):
+            retrieval.index_file(db, f"file-{n}", f"{n}.txt", text.encode())
+    return db
+
+
+def test_common_words_never_cost_a_passage() -> None:
+    # "river" is in every chunk (so it carries no weight and is left out of the ranking query),
+    # "zebra" in one: the zebra chunk comes first, and k passages still come back.
+    texts = [f"The river passes mill number {n} on its way." for n in range(9)]
+    texts.append("A zebra drinks from the river.")
+    db = _index(texts)
+    passages = retrieval.search(db, [f"file-{n}" for n in range(10)], "zebra river", k=5)
+    assert len(passages) == 5
+    assert passages[0].text == "A zebra drinks from the river."
+    # Only common words: still an answer, not an empty list.
+    assert len(retrieval.search(db, ["file-3"], "river mill way", k=5)) == 1
+    assert retrieval.search(db, ["file-3"], "unicorn griffin", k=5) == []
+    db.close()
+
+
+def test_a_single_chunk_index_still_answers() -> None:
+    db = _index(["Refunds are paid within 14 days."])
+    assert retrieval.search(db, ["file-0"], "When are refunds paid?")[0].start == 0
+    db.close()

@@ -23,6 +23,7 @@ MAX_CHARS = 1200
 OVERLAP_CHARS = 200
 """Default overlap: about two sentences carried from one chunk into the next."""
 
+_NON_SPACE = re.compile(r"\S")
 _SENTENCE_END = re.compile(r"[.!?;:][)\"'\]]*\s")
 
 
@@ -97,9 +98,9 @@ def _overlap_start(text: str, low: int, high: int) -> int:
 
 
 def _skip_space(text: str, pos: int, size: int) -> int:
-    while pos < size and text[pos].isspace():
-        pos += 1
-    return pos
+    # A regex, not a loop: a file may hold megabytes of blank space.
+    found = _NON_SPACE.search(text, pos)
+    return found.start() if found is not None else size
 
 
 def _trim_end(text: str, start: int, end: int) -> int:

@@ -140,18 +140,49 @@ def is_indexed(conn: sqlite3.Connection, file_id: str) -> bool:
     return row is not None
 
 
-def match_expression(question: str) -> str | None:
-    """A question as an FTS5 query that cannot be a syntax error: its words, quoted, OR-ed.
+def query_terms(question: str) -> list[str]:
+    """The words of a question that are searched for: lower-cased, each once, in order.
 
-    Stop words are left out unless nothing else remains; ``None`` when the question has no word.
+    Stop words are left out unless nothing else remains; at most :data:`MAX_QUERY_TERMS`.
     """
     seen: dict[str, None] = {}
     for term in _TERM.findall(question):
         seen.setdefault(term.lower())
     terms = [t for t in seen if t not in _STOPWORDS] or list(seen)
-    if not terms:
-        return None
-    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
+    return terms[:MAX_QUERY_TERMS]
+
+
+def _expression(terms: Sequence[str]) -> str:
+    # Quoted, a term is a string to FTS5, never an operator (AND, NEAR, *, ^, column:...).
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+def match_expression(question: str) -> str | None:
+    """A question as an FTS5 query that cannot be a syntax error: its terms, quoted, OR-ed.
+
+    ``None`` when the question has no word at all.
+    """
+    terms = query_terms(question)
+    return _expression(terms) if terms else None
+
+
+def _informative(conn: sqlite3.Connection, terms: list[str]) -> list[str]:
+    """The terms worth ranking by: those in fewer than half of all chunks.
+
+    FTS5's BM25 floors the IDF of a term found in half the chunks or more at 1e-6, so such a
+    term changes no ranking, yet every chunk it occurs in must be scored: "the", "is" and
+    their like make a query slow for nothing. When every term is that common, the rarest one
+    found (its ranking is as good as any); none when no term occurs at all.
+    """
+    total = conn.execute("SELECT coalesce(sum(chunks), 0) FROM retrieval_files").fetchone()[0]
+    hits: dict[str, int] = {}
+    for term in terms:
+        (hits[term],) = conn.execute(
+            "SELECT count(*) FROM retrieval_fts WHERE retrieval_fts MATCH ?", (_expression([term]),)
+        ).fetchone()
+    kept = [term for term in terms if hits[term] > 0 and 2 * hits[term] < total]
+    found = [term for term in terms if hits[term]]
+    return kept or sorted(found, key=hits.__getitem__)[:1]
 
 
 def search(
@@ -162,16 +193,32 @@ def search(
     ``query`` is free text (a user's question, punctuation and all). Files not indexed are
     simply absent from the results.
     """
-    expression = match_expression(query)
+    terms = query_terms(query)
     ids = list(dict.fromkeys(file_ids))
-    if expression is None or not ids or k < 1:
+    if not terms or not ids or k < 1:
         return []
+    if len(terms) > 1:
+        informative = _informative(conn, terms)
+        if not informative:
+            return []  # no term occurs in any chunk
+        if len(informative) < len(terms):
+            passages = _ranked(conn, ids, informative, k)
+            if len(passages) == k:
+                return passages
+            # Fewer than k chunks of these files hold those terms: rank the whole question, so
+            # leaving out weightless terms never loses a passage that would have been found.
+    return _ranked(conn, ids, terms, k)
+
+
+def _ranked(
+    conn: sqlite3.Connection, ids: list[str], terms: Sequence[str], k: int
+) -> list[Passage]:
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         'SELECT c.file_id, c.id, c.text, bm25(retrieval_fts), c.start, c."end" '
         "FROM retrieval_fts JOIN retrieval_chunks AS c ON c.id = retrieval_fts.rowid "
         f"WHERE retrieval_fts MATCH ? AND c.file_id IN ({marks}) "
         "ORDER BY bm25(retrieval_fts), c.id LIMIT ?",
-        (expression, *ids, k),
+        (_expression(terms), *ids, k),
     ).fetchall()
     return [Passage(r[0], r[1], r[2], -r[3], r[4], r[5]) for r in rows]
