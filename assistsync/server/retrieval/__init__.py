@@ -1,15 +1,19 @@
 """Retrieval over uploaded files: extraction, chunking and a BM25 index in the server's SQLite.
 
-This package is a library for the files endpoint and the run engine; it imports nothing else
-from assistsync and knows nothing of HTTP. The flow::
+A library for the files endpoint and the run engine: it knows nothing of HTTP, and only
+:mod:`.group` (which registers its tables with the database layer) imports the server. The
+flow, each step with the function to call::
 
-    upload received --check_upload(name)--> (400 early on an unknown extension)
-        --prepare(name, bytes)--> Prepared  (pure CPU work, outside any lock; raises FileRejected)
-        --store(conn, file_id, prepared)--> rows, in the transaction that creates the file row
-    file deleted --remove_file(conn, file_id)--> gone from every search
-    run with retrieval --search(conn, file_ids, question, k)--> [Passage], each an exact slice
+    POST /files received  -- check_upload(filename)          400 early for an unknown extension
+      -> prepare(filename, data) -> Prepared                 pure CPU work, before any lock;
+                                                             raises FileRejected (see .errors)
+      -> store(db, file_id, prepared)                        in the transaction creating the row
+    DELETE /files/{id}    -- (trigger on ``files``)          removed with the row, same transaction
+    run with retrieval    -- search(db, file_ids, question, k) -> [Passage]
+                             each Passage.text == extracted_text[start:end], quotable as is
 
-``index_file`` is ``prepare`` + ``store`` in one call. Schema: ``create_schema(conn)``.
+``index_file`` is ``prepare`` + ``store``; ``remove_file`` forgets a file explicitly;
+``create_schema`` creates the tables on a bare connection (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from assistsync.server.retrieval.index import (
     Passage,
     Prepared,
     create_schema,
+    forget_trigger,
     index_file,
     is_indexed,
     match_expression,
@@ -61,6 +66,7 @@ __all__ = [
     "chunk_text",
     "create_schema",
     "extract",
+    "forget_trigger",
     "index_file",
     "is_indexed",
     "is_retrievable",

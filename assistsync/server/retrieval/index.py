@@ -1,14 +1,16 @@
 """The index: chunks in the server's own SQLite database, ranked by FTS5's BM25.
 
-Three tables, created by :func:`create_schema` (idempotent, so the db layer can run it on every
-open): ``retrieval_files`` (one row per indexed file), ``retrieval_chunks`` (each chunk's file,
-offsets and text) and ``retrieval_fts``, an FTS5 index over the chunk text that stores no copy of
-it (``content=retrieval_chunks``). Tokens are Unicode words with diacritics folded and Porter
+Three tables, declared by :data:`TABLES` (registered with the server's database layer by
+:mod:`.group`; :func:`create_schema` creates them on a bare connection): ``retrieval_files``
+(one row per indexed file), ``retrieval_chunks`` (each chunk's file, offsets and text) and
+``retrieval_fts``, an FTS5 index over the chunk text that stores no copy of it
+(``content=retrieval_chunks``). Tokens are Unicode words with diacritics folded and Porter
 stemming, so "refunds" finds "refund" and "cafe" finds "café".
 
-None of these functions begins or commits a transaction: the caller's transaction (the store's
-``_tx``) makes indexing a file atomic with creating its row, and removal with deleting it. CPU
-work (extraction, chunking) happens in :func:`prepare`, before any lock is taken.
+None of these functions begins or commits a transaction: the caller's transaction (the
+database layer's ``write()``) makes indexing a file atomic with creating its row, and removal
+with deleting it. CPU work (extraction, chunking) happens in :func:`prepare`, before any lock
+is taken.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from assistsync.server.retrieval.chunking import Chunk, chunk_text
 from assistsync.server.retrieval.extract import Kind, extract
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS retrieval_files (
     file_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -43,6 +45,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS retrieval_fts USING fts5(
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 """
+# Forgetting a file: an external-content FTS5 table forgets a row only when told its text.
+_FORGET = (
+    "INSERT INTO retrieval_fts (retrieval_fts, rowid, text) "
+    "SELECT 'delete', id, text FROM retrieval_chunks WHERE file_id = {file_id}",
+    "DELETE FROM retrieval_chunks WHERE file_id = {file_id}",
+    "DELETE FROM retrieval_files WHERE file_id = {file_id}",
+)
 
 MAX_QUERY_TERMS = 32
 """Terms kept from a question; more only slow the query without changing the top passages."""
@@ -87,8 +96,24 @@ class Passage:
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the retrieval tables if they do not exist (safe to call on every open)."""
-    conn.executescript(SCHEMA)
+    """Create the retrieval tables on a bare connection if they do not exist (idempotent).
+
+    The server registers :data:`TABLES` with its database layer instead (see :mod:`.group`),
+    with a :func:`forget_trigger` so that deleting a file row removes it from the index.
+    """
+    conn.executescript(TABLES)
+
+
+def forget_trigger(table: str, id_column: str) -> str:
+    """SQL creating a trigger that removes a file from the index when its row in ``table``
+    (whose ``id_column`` holds the file id) is deleted: :func:`remove_file`, run by SQLite."""
+    body = "".join(
+        f"    {statement.format(file_id='old.' + id_column)};\n" for statement in _FORGET
+    )
+    return (
+        f"CREATE TRIGGER IF NOT EXISTS {table}_retrieval_forget AFTER DELETE ON {table} BEGIN\n"
+        f"{body}END;"
+    )
 
 
 def prepare(filename: str, data: bytes) -> Prepared:
@@ -124,14 +149,10 @@ def index_file(conn: sqlite3.Connection, file_id: str, filename: str, data: byte
 
 def remove_file(conn: sqlite3.Connection, file_id: str) -> bool:
     """Drop a file from the index; whether it was indexed."""
-    # An external-content FTS5 table forgets a row only when told its indexed text.
-    conn.execute(
-        "INSERT INTO retrieval_fts (retrieval_fts, rowid, text) "
-        "SELECT 'delete', id, text FROM retrieval_chunks WHERE file_id = ?",
-        (file_id,),
-    )
-    conn.execute("DELETE FROM retrieval_chunks WHERE file_id = ?", (file_id,))
-    return conn.execute("DELETE FROM retrieval_files WHERE file_id = ?", (file_id,)).rowcount > 0
+    removed = 0
+    for statement in _FORGET:
+        removed = conn.execute(statement.format(file_id="?"), (file_id,)).rowcount
+    return removed > 0  # the last statement deletes the file's own row
 
 
 def is_indexed(conn: sqlite3.Connection, file_id: str) -> bool:
