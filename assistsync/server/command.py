@@ -158,6 +158,7 @@ def server_command(
     api_key: str | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
+    from assistsync.server.db import DatabaseUnavailable
     from assistsync.server.framework.faults import Faults
 
     faults = Faults(
@@ -169,5 +170,7 @@ def server_command(
     )
     try:
         serve_forever(host, port, db, api_key or None, faults, _log)
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc

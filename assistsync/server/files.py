@@ -18,7 +18,7 @@ from typing import IO
 
 from assistsync.server.common import plain
 from assistsync.server.db import Database, Json, Schema, new_id
-from assistsync.server.framework.errors import bad_request, not_found
+from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.framework.validation import single_params
 from assistsync.server.group import Context, Group
@@ -161,18 +161,32 @@ def list_files(request: Request[Context]) -> Response:
 def upload_file(request: Request[Context]) -> Response:
     plain(request)
     database = request.context.db
-    upload = receive_upload(
-        request,
-        new_upload=lambda: new_upload(database),
-        discard=discard_upload,
-        max_bytes=request.context.max_upload_bytes,
-        purposes=FILE_PURPOSES,
-    )
     try:
-        created = create_file(database, upload.path, upload.filename, upload.purpose, upload.size)
-    except BaseException:
-        discard_upload(upload.path)
-        raise
+        upload = receive_upload(
+            request,
+            new_upload=lambda: new_upload(database),
+            discard=discard_upload,
+            max_bytes=request.context.max_upload_bytes,
+            purposes=FILE_PURPOSES,
+        )
+        try:
+            created = create_file(
+                database, upload.path, upload.filename, upload.purpose, upload.size
+            )
+        except BaseException:
+            discard_upload(upload.path)
+            raise
+    except (TimeoutError, ConnectionError):
+        raise  # the client went away: the HTTP layer ends the connection
+    except OSError as exc:
+        # The content directory refused the bytes (disk full, permissions): the server's
+        # environment, not the request, and not a bug.
+        raise ApiError(
+            500,
+            f"The server could not store the upload in {content_dir(database)}: "
+            f"{exc.strerror or exc}. Its operator must free space or fix permissions.",
+            type=SERVER_ERROR,
+        ) from exc
     return Response(created)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from assistsync.server.db import Database, Schema
-from assistsync.server.framework.routing import Request, Route
+from assistsync.server.framework.routing import Route
 
 ActiveRunLookup = Callable[[sqlite3.Connection, str], str | None]
 """``(connection, thread_id) -> run id | None``: the run that is active on a thread, if any.
@@ -69,7 +69,3 @@ class Group:
     schema: Schema | None = None
     notes: tuple[str, ...] = ()
     start: Callable[[Context], Stop | None] | None = None
-
-
-ContextRequest = Request[Context]
-"""What every handler receives."""

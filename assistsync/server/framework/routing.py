@@ -214,8 +214,9 @@ Handler = Callable[[Request[C]], Response]
 class Route(Generic[C]):
     """One operation: ``template`` uses ``{name}`` for one path segment.
 
-    ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``.
-    ``summary`` is a few words for ``--help`` (optional).
+    ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``;
+    ``public`` ones need no API key (e.g. a page saying where the API is). ``summary`` is a
+    few words for ``--help`` (optional).
     """
 
     method: str
@@ -223,6 +224,7 @@ class Route(Generic[C]):
     handler: Handler[C]
     beta: bool = False
     summary: str = ""
+    public: bool = False
 
     @property
     def key(self) -> str:
