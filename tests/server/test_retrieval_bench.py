@@ -47,7 +47,7 @@ def test_the_retrieval_benchmark_reports_every_measure(tmp_path: Path) -> None:
         "recall@5",
         "recall@5",
     ]
-    assert all(row["met"] in {"yes", "NO", "-"} for row in rows)
+    assert all(row["met"] in {"yes", "NO", "NO (yes in CPU time)", "-"} for row in rows)
     # The shipped question set is answerable from the shipped documents: most are found.
     found, asked = rows[4]["result"].split("(")[1].rstrip(")").split("/")
     assert int(asked) >= 30
