@@ -16,6 +16,8 @@ from pathlib import Path
 import docx
 import pytest
 from fpdf import FPDF
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assistsync.server import retrieval
 from assistsync.server.retrieval import (
@@ -335,3 +337,27 @@ def test_upload_check_refuses_only_what_the_hosted_api_refused() -> None:
     assert caught.value.message.startswith('Invalid extension exe. Supported formats: "adoc",')
     assert retrieval.is_retrievable("x.docx")
     assert not retrieval.is_retrievable("x.png")
+
+
+_NAMES = ["a.txt", "a.md", "a.html", "a.json", "a.csv", "a.py", "a.pdf", "a.docx", "a.png", "a"]
+_PREFIXES = [b"", b"%PDF-1.4\n", b"PK\x03\x04", b"\xef\xbb\xbf", b"\xff\xfe", b"<html><body>", b"{"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    name=st.sampled_from(_NAMES),
+    prefix=st.sampled_from(_PREFIXES),
+    body=st.binary(max_size=600) | st.text(max_size=300).map(str.encode),
+)
+def test_any_bytes_give_text_or_one_typed_error(name: str, prefix: bytes, body: bytes) -> None:
+    rejected: FileRejected | None = None
+    try:
+        prepared = retrieval.prepare(name, prefix + body)
+    except FileRejected as exc:  # anything else (a parser's own exception) fails the test
+        rejected = exc
+    if rejected is not None:
+        assert rejected.message
+        assert rejected.filename == name
+        return
+    for chunk in prepared.chunks:
+        assert prepared.text[chunk.start : chunk.end] == chunk.text
