@@ -263,6 +263,12 @@ def test_html_text_is_only_what_a_reader_sees(corpus: dict[str, bytes]) -> None:
         assert invisible not in text
 
 
+def test_html_keeps_preformatted_text_as_it_is() -> None:
+    html = b"<p>Intro   text</p><pre>def f():\n    return 1\n</pre>after <b>it</b><p>x<br>  y</p>"
+    text = retrieval.extract("code.html", html).text
+    assert text == "Intro text\n\ndef f():\n    return 1\n\nafter it\n\nx\ny"
+
+
 def test_docx_keeps_tables_and_document_order(corpus: dict[str, bytes]) -> None:
     text = retrieval.extract("policy.docx", corpus["policy.docx"]).text
     assert text.startswith("Staff policy\n\n")

@@ -256,42 +256,45 @@ def _html(filename: str, data: bytes) -> str:
         ) from None
     blocks: list[str] = []
     line: list[str] = []
+    preformatted = [False]  # whether the current block holds <pre> text (kept as it is)
 
     def flush() -> None:
-        joined = "".join(line).strip(" ")
+        joined = "".join(line)
         line.clear()
         if joined.strip():
-            blocks.append(joined)
+            blocks.append(joined.strip("\n") if preformatted[0] else _tidy(joined))
+        preformatted[0] = False
 
     def add(text: str | None, pre: bool) -> None:
         if text:
             line.append(text if pre else _SPACES.sub(" ", text))
+            preformatted[0] = preformatted[0] or pre
 
     def walk(element: Any, pre: bool) -> None:
         tag = element.tag if isinstance(element.tag, str) else ""
         visible = tag not in _INVISIBLE and element.get("hidden") is None and tag != ""
         if visible:
-            pre = pre or tag == "pre"
+            inner = pre or tag == "pre"
             if tag in _BLOCKS:
                 flush()
             elif tag == "br":
                 line.append("\n")
             elif tag in _CELLS and line:
                 line.append(" | ")
-            add(element.text, pre)
+            add(element.text, inner)
             for child in element:
-                walk(child, pre)
+                walk(child, inner)
             if tag in _BLOCKS:
                 flush()
         add(element.tail, pre)  # the tail belongs to the parent, visible even after a script
 
     walk(root, False)
     flush()
-    return "\n\n".join(_tidy(block) for block in blocks)
+    return "\n\n".join(blocks)
 
 
 def _tidy(block: str) -> str:
-    return "\n".join(part.strip(" ") for part in block.split("\n"))
+    return "\n".join(part.strip(" ") for part in block.split("\n")).strip()
 
 
 # -- PDF and DOCX -------------------------------------------------------------------------------
