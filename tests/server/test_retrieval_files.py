@@ -367,3 +367,16 @@ def test_any_bytes_give_text_or_one_typed_error(name: str, prefix: bytes, body: 
         return
     for chunk in prepared.chunks:
         assert prepared.text[chunk.start : chunk.end] == chunk.text
+
+
+def test_uploads_are_indexed_as_the_hosted_api_decided(corpus: dict[str, bytes]) -> None:
+    prepared = retrieval.prepare_upload("handbook.pdf", "assistants", corpus["handbook.pdf"])
+    assert prepared is not None
+    assert "Lyon warehouse" in prepared.text
+    # Fine-tuning data is never searched; images are kept for code interpreter, unindexed.
+    assert retrieval.prepare_upload("train.jsonl", "fine-tune", b"{}") is None
+    assert retrieval.prepare_upload("chart.png", "assistants", b"\x89PNG\r\n") is None
+    with pytest.raises(UnsupportedFileType):
+        retrieval.prepare_upload("tool.exe", "assistants", b"MZ")
+    with pytest.raises(UnreadableFile):
+        retrieval.prepare_upload("broken.pdf", "assistants", _truncated_pdf(corpus))

@@ -4,9 +4,9 @@ A library for the files endpoint and the run engine: it knows nothing of HTTP, a
 :mod:`.group` (which registers its tables with the database layer) imports the server. The
 flow, each step with the function to call::
 
-    POST /files received  -- check_upload(filename)          400 early for an unknown extension
-      -> prepare(filename, data) -> Prepared                 pure CPU work, before any lock;
-                                                             raises FileRejected (see .errors)
+    POST /files received  -- prepare_upload(name, purpose, data) -> Prepared | None
+                             (check_upload + prepare: pure CPU work, before any lock; raises
+                             FileRejected, whose message and param are the hosted API's 400)
       -> store(db, file_id, prepared)                        in the transaction creating the row
     DELETE /files/{id}    -- (trigger on ``files``)          removed with the row, same transaction
     run with retrieval    -- search(db, file_ids, question, k) -> [Passage]
@@ -44,6 +44,7 @@ from assistsync.server.retrieval.index import (
     is_indexed,
     match_expression,
     prepare,
+    prepare_upload,
     query_terms,
     remove_file,
     search,
@@ -73,6 +74,7 @@ __all__ = [
     "match_expression",
     "not_retrievable_message",
     "prepare",
+    "prepare_upload",
     "query_terms",
     "remove_file",
     "search",

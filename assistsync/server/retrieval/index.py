@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from assistsync.server.retrieval.chunking import Chunk, chunk_text
-from assistsync.server.retrieval.extract import Kind, extract
+from assistsync.server.retrieval.errors import NotRetrievable
+from assistsync.server.retrieval.extract import Kind, check_upload, extract
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS retrieval_files (
@@ -120,6 +121,25 @@ def prepare(filename: str, data: bytes) -> Prepared:
     """Extract and chunk a file; raises the :class:`FileRejected` errors of :func:`extract`."""
     extracted = extract(filename, data)
     return Prepared(extracted.kind, extracted.text, chunk_text(extracted.text, extracted.kind))
+
+
+def prepare_upload(filename: str, purpose: str, data: bytes) -> Prepared | None:
+    """What ``POST /files`` indexes, as the hosted API decided it; ``None`` for nothing.
+
+    Only purpose ``assistants`` is searched. Its files are refused with the hosted API's 400
+    for an unknown extension (:class:`UnsupportedFileType`) and, since the index is built at
+    upload, for unreadable content (:class:`UnreadableFile`). Types retrieval does not read
+    (images, archives, spreadsheets, slides) are accepted unindexed, as the hosted API accepted
+    them for code interpreter; attaching one to an assistant with retrieval is the 400 of
+    :func:`not_retrievable_message`.
+    """
+    if purpose != "assistants":
+        return None
+    check_upload(filename)
+    try:
+        return prepare(filename, data)
+    except NotRetrievable:
+        return None
 
 
 def store(conn: sqlite3.Connection, file_id: str, prepared: Prepared) -> None:
