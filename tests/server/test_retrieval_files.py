@@ -380,3 +380,20 @@ def test_uploads_are_indexed_as_the_hosted_api_decided(corpus: dict[str, bytes])
         retrieval.prepare_upload("tool.exe", "assistants", b"MZ")
     with pytest.raises(UnreadableFile):
         retrieval.prepare_upload("broken.pdf", "assistants", _truncated_pdf(corpus))
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "handbook.pdf", "policy.docx"])
+def test_more_text_than_retrieval_reads_is_refused(corpus: dict[str, bytes], name: str) -> None:
+    data = corpus[name]
+    length = len(retrieval.extract(name, data).text)
+    assert retrieval.prepare(name, data, max_chars=length).text  # exactly the limit is fine
+    with pytest.raises(retrieval.TextTooLong) as caught:
+        retrieval.prepare(name, data, max_chars=length - 1)
+    assert f"'{name}'" in caught.value.message
+    assert "Split it into smaller files" in caught.value.message
+
+
+def test_a_huge_text_file_is_refused_before_it_is_decoded() -> None:
+    with pytest.raises(retrieval.TextTooLong) as caught:
+        retrieval.extract("big.txt", b"\xff" * 8000, max_chars=1000)  # never decoded: not UTF-8
+    assert "at least 2,000 characters" in caught.value.message

@@ -22,10 +22,12 @@ from assistsync.server.retrieval.chunking import Chunk, chunk_text
 from assistsync.server.retrieval.errors import (
     FileRejected,
     NotRetrievable,
+    TextTooLong,
     UnreadableFile,
     UnsupportedFileType,
 )
 from assistsync.server.retrieval.extract import (
+    MAX_TEXT_CHARS,
     RETRIEVABLE_FORMATS,
     UPLOAD_FORMATS,
     Extracted,
@@ -52,6 +54,7 @@ from assistsync.server.retrieval.index import (
 )
 
 __all__ = [
+    "MAX_TEXT_CHARS",
     "RETRIEVABLE_FORMATS",
     "UPLOAD_FORMATS",
     "Chunk",
@@ -61,6 +64,7 @@ __all__ = [
     "NotRetrievable",
     "Passage",
     "Prepared",
+    "TextTooLong",
     "UnreadableFile",
     "UnsupportedFileType",
     "check_upload",

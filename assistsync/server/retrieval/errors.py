@@ -47,3 +47,7 @@ class NotRetrievable(FileRejected):
 class UnreadableFile(FileRejected):
     """A supported type whose content cannot be read: a corrupt PDF or DOCX, or binary bytes or
     an unsupported encoding in a file whose extension says it is text."""
+
+
+class TextTooLong(FileRejected):
+    """More text than retrieval reads from one file (the hosted API's 2,000,000 tokens)."""

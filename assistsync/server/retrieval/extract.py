@@ -21,7 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from assistsync.server.retrieval.errors import NotRetrievable, UnreadableFile, UnsupportedFileType
+from assistsync.server.retrieval.errors import (
+    NotRetrievable,
+    TextTooLong,
+    UnreadableFile,
+    UnsupportedFileType,
+)
 
 Kind = Literal["text", "markdown", "html", "json", "csv", "code", "pdf", "docx"]
 
@@ -53,6 +58,9 @@ UPLOAD_FORMATS = tuple(sorted(set(HOSTED_UPLOAD_FORMATS) | set(_KINDS) | {"doc"}
 
 RETRIEVABLE_FORMATS = tuple(sorted(_KINDS))
 """Extensions whose text retrieval extracts."""
+
+MAX_TEXT_CHARS = 8_000_000
+"""Text read from one file: the hosted API's 2,000,000 tokens per file, at 4 characters each."""
 
 _PDF_MAGIC = b"%PDF-"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -107,11 +115,12 @@ def not_retrievable_message(extensions: list[str]) -> str:
     )
 
 
-def extract(filename: str, data: bytes) -> Extracted:
+def extract(filename: str, data: bytes, *, max_chars: int = MAX_TEXT_CHARS) -> Extracted:
     """The searchable text of ``data``, a file uploaded as ``filename``.
 
     Raises :class:`UnsupportedFileType` (no extractor for it), :class:`NotRetrievable` (a known
-    type retrieval does not read) or :class:`UnreadableFile` (corrupt or not what its name says).
+    type retrieval does not read), :class:`UnreadableFile` (corrupt or not what its name says)
+    or :class:`TextTooLong` (more than ``max_chars`` characters of text).
     Pure: no I/O, safe to call outside any lock, e.g. right after an upload is received.
     """
     ext = extension_of(filename)
@@ -124,7 +133,20 @@ def extract(filename: str, data: bytes) -> Extracted:
             filename=filename,
             extension=ext,
         )
-    return Extracted(_EXTRACTORS[kind](filename, data), kind)
+    # A UTF-8 character is at most 4 bytes: a text file this large cannot fit, so say so before
+    # decoding it.
+    size = len(data) // 4 if kind not in ("pdf", "docx") else 0
+    text = _EXTRACTORS[kind](filename, data) if size <= max_chars else ""
+    size = max(size, len(text))
+    if size > max_chars:
+        raise TextTooLong(
+            f"Invalid file '{filename}': it holds at least {size:,} characters of text, more than "
+            f"the {max_chars:,} (about {max_chars // 4:,} tokens) that retrieval reads from one "
+            "file. Split it into smaller files.",
+            filename=filename,
+            extension=ext,
+        )
+    return Extracted(text, kind)
 
 
 def _sniff(filename: str, data: bytes) -> Kind:

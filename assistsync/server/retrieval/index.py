@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from assistsync.server.retrieval.chunking import Chunk, chunk_text
 from assistsync.server.retrieval.errors import NotRetrievable
-from assistsync.server.retrieval.extract import Kind, check_upload, extract
+from assistsync.server.retrieval.extract import MAX_TEXT_CHARS, Kind, check_upload, extract
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS retrieval_files (
@@ -117,9 +117,9 @@ def forget_trigger(table: str, id_column: str) -> str:
     )
 
 
-def prepare(filename: str, data: bytes) -> Prepared:
+def prepare(filename: str, data: bytes, *, max_chars: int = MAX_TEXT_CHARS) -> Prepared:
     """Extract and chunk a file; raises the :class:`FileRejected` errors of :func:`extract`."""
-    extracted = extract(filename, data)
+    extracted = extract(filename, data, max_chars=max_chars)
     return Prepared(extracted.kind, extracted.text, chunk_text(extracted.text, extracted.kind))
 
 
@@ -128,10 +128,11 @@ def prepare_upload(filename: str, purpose: str, data: bytes) -> Prepared | None:
 
     Only purpose ``assistants`` is searched. Its files are refused with the hosted API's 400
     for an unknown extension (:class:`UnsupportedFileType`) and, since the index is built at
-    upload, for unreadable content (:class:`UnreadableFile`). Types retrieval does not read
-    (images, archives, spreadsheets, slides) are accepted unindexed, as the hosted API accepted
-    them for code interpreter; attaching one to an assistant with retrieval is the 400 of
-    :func:`not_retrievable_message`.
+    upload, for unreadable content (:class:`UnreadableFile`) or too much text
+    (:class:`TextTooLong`, which also bounds how long :func:`store` holds the database). Types
+    retrieval does not read (images, archives, spreadsheets, slides) are accepted unindexed, as
+    the hosted API accepted them for code interpreter; attaching one to an assistant with
+    retrieval is the 400 of :func:`not_retrievable_message`.
     """
     if purpose != "assistants":
         return None
