@@ -184,7 +184,13 @@ class Database:
     def read(self) -> Iterator[sqlite3.Connection]:
         """The connection for a consistent read (the lock is held; do not write)."""
         with self._lock:
-            yield self._db
+            try:
+                yield self._db
+            except sqlite3.OperationalError as exc:
+                mapped = _environment_error(self.path, exc, "read")
+                if mapped is None:
+                    raise
+                raise mapped from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -204,7 +210,7 @@ class Database:
                         self._db.execute("ROLLBACK")
                     raise
             except sqlite3.OperationalError as exc:
-                mapped = _unwritable(self.path, exc)
+                mapped = _environment_error(self.path, exc, "write")
                 if mapped is None:
                     raise
                 raise mapped from exc
@@ -223,8 +229,10 @@ class Database:
 
         Returns the current generation. The pattern for a handler that waits briefly::
 
-            seen = db.generation
-            while not condition() and (seen := db.wait_for_change(seen, left)) ...
+            deadline = time.monotonic() + 2.0
+            seen = db.generation          # read before checking, so no commit is missed
+            while not changed_enough() and (left := deadline - time.monotonic()) > 0:
+                seen = db.wait_for_change(seen, left)
         """
         with self._changed:
             self._changed.wait_for(lambda: self._generation != generation, timeout)
@@ -237,8 +245,10 @@ def _sql_name(name: str) -> str:
     return name
 
 
-def _unwritable(path: Path | None, exc: sqlite3.OperationalError) -> ApiError | None:
-    """A write the server's environment refused, as the API error a client should see
+def _environment_error(
+    path: Path | None, exc: sqlite3.OperationalError, verb: str
+) -> ApiError | None:
+    """A read or write the server's environment refused, as the API error a client should see
     (None: not the environment's doing, so a bug of ours the HTTP layer logs as one)."""
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -252,7 +262,7 @@ def _unwritable(path: Path | None, exc: sqlite3.OperationalError) -> ApiError | 
     if any(word in text for word in ("full", "readonly", "I/O", "unable to open")):
         return ApiError(
             500,
-            f"The server cannot write its database {path or '(in memory)'}: {text}. Its "
+            f"The server cannot {verb} its database {path or '(in memory)'}: {text}. Its "
             "operator must free space or fix the file's permissions; nothing was changed.",
             type=SERVER_ERROR,
         )

@@ -209,7 +209,17 @@ def file_content(request: Request[Context]) -> Response:
     database = request.context.db
     with database.read() as db:
         row = file_row(db, file_id)
-        handle = (content_dir(database) / file_id).open("rb")
+        where = content_dir(database) / file_id
+        try:
+            handle = where.open("rb")
+        except OSError as exc:
+            # Someone removed or locked the stored bytes behind the server's back.
+            raise ApiError(
+                500,
+                f"The server cannot read the content of {file_id} ({where}): "
+                f"{exc.strerror or exc}. Its operator must restore the file or delete it.",
+                type=SERVER_ERROR,
+            ) from exc
     return Response(
         stream=handle, length=int(row["bytes"]), content_type="application/octet-stream"
     )

@@ -33,7 +33,8 @@ def _where(request: Request[Context]) -> Response:
 GROUP = Group(
     title="server root",
     routes=(
-        Route("GET", "/", _where, public=True, summary="where the API is (no key needed)"),
-        Route("GET", API_PREFIX, _where, public=True, summary="the same"),
+        Route("GET", "/", _where, public=True),
+        Route("GET", API_PREFIX, _where, public=True),
     ),
+    notes=("say where the API is (no key needed); paths missing /v1 get a hint",),
 )

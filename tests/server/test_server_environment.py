@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_testkit import AUTH, BETA, REQUEST_ID, ServerFactory, checked_client, plain_client
+from server_testkit import (
+    AUTH,
+    BETA,
+    REQUEST_ID,
+    ServerFactory,
+    checked_client,
+    plain_client,
+    upload,
+)
 
 from assistsync.server import DatabaseUnavailable, start_server
 
@@ -154,3 +162,18 @@ def test_a_client_without_v1_gets_a_hint(make_server: ServerFactory) -> None:
         response = c.get(root + "/nothing/here")
         assert response.status_code == 404
         assert "did you mean" not in response.json()["error"]["message"]
+
+
+def test_content_removed_behind_the_servers_back_is_a_server_error(
+    make_server: ServerFactory,
+) -> None:
+    handle = make_server()
+    with checked_client(handle) as c:
+        file = upload(c, b"bytes")
+        (handle.context.db.directory("files") / file["id"]).unlink()
+        response = c.get(f"/files/{file['id']}/content")
+        assert response.status_code == 500
+        error = response.json()["error"]
+        assert error["type"] == "server_error"
+        assert file["id"] in error["message"]
+        assert c.get(f"/files/{file['id']}").status_code == 200  # the metadata is still served

@@ -412,8 +412,12 @@ class _Handler(BaseHTTPRequestHandler):
                 f"content-type: {response.content_type}",
             ]
             payload = b""
-            if chunks is not None:
+            # HTTP/1.0 has no chunked encoding: the body then ends when the connection does.
+            framed = self.request_version != "HTTP/1.0"
+            if chunks is not None and framed:
                 lines.append("transfer-encoding: chunked")
+            elif chunks is not None:
+                self.close_connection = True
             else:
                 payload = b"" if stream is not None else response.body()
                 length = response.length if stream is not None else len(payload)
@@ -428,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head)
             elif chunks is not None:
                 self.wfile.write(head)
-                self._send_chunks(chunks)
+                self._send_chunks(chunks, framed=framed)
             elif stream is None:
                 # One send for head and body: separate small writes on a keep-alive connection
                 # meet the peer's delayed ACK and cost ~40 ms per request.
@@ -441,12 +445,12 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             response.close()
 
-    def _send_chunks(self, chunks: Iterator[bytes]) -> None:
+    def _send_chunks(self, chunks: Iterator[bytes], *, framed: bool) -> None:
         """Write each chunk as it comes (``wfile`` is unbuffered: one send per chunk)."""
         try:
             for chunk in chunks:
                 if chunk:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if framed else chunk)
         except OSError:
             raise  # the client went away: the caller closes the iterator
         except Exception:
@@ -457,7 +461,8 @@ class _Handler(BaseHTTPRequestHandler):
                 + traceback.format_exc().rstrip()
             )
             return
-        self.wfile.write(b"0\r\n\r\n")
+        if framed:
+            self.wfile.write(b"0\r\n\r\n")
 
 
 class HttpServer:

@@ -207,6 +207,13 @@ def event_stream(chunks: Iterator[bytes], status: int = 200) -> Response:
     )
 
 
+def sse_event(event: str, data: str) -> bytes:
+    """One server-sent event: ``event: NAME``, one ``data:`` line per line of ``data``, and
+    the blank line that ends it (compact JSON has no newline, so it is one ``data:`` line)."""
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {event}\n{lines}\n".encode()
+
+
 Handler = Callable[[Request[C]], Response]
 
 
