@@ -3,7 +3,8 @@
 Offsets everywhere in this package are offsets into the string :func:`extract` returns, so a
 citation's ``quote`` is always ``extracted.text[start:end]``. The type of a file is decided by
 its extension, checked against its content (a ``.pdf`` must start like a PDF, a ``.txt`` must
-decode as text); a file without a known extension is sniffed.
+decode as text); a file without an extension is sniffed. PDF text comes from pypdf, DOCX from
+python-docx, HTML from lxml (libxml2's forgiving parser), everything else is read as text.
 
 Text must be UTF-8 or UTF-16 (with a byte-order mark), as the hosted API required; newlines
 come out as ``\\n``. Structured formats are rendered as paragraphs separated by a blank line,

@@ -46,6 +46,8 @@ CREATE VIRTUAL TABLE IF NOT EXISTS retrieval_fts USING fts5(
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 """
+"""The index's tables (idempotent SQL); the server applies it as step 1 of its schema."""
+
 # Forgetting a file: an external-content FTS5 table forgets a row only when told its text.
 _FORGET = (
     "INSERT INTO retrieval_fts (retrieval_fts, rowid, text) "
@@ -55,7 +57,7 @@ _FORGET = (
 )
 
 MAX_QUERY_TERMS = 32
-"""Terms kept from a question; more only slow the query without changing the top passages."""
+"""A bound on a query's cost: a longer question is searched by its first 32 terms."""
 
 # Words so common that they rank nothing but make every chunk a match.
 _STOPWORD_TEXT = """
