@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from assistsync.adopt.choose import Choice, Criteria, Taken, choose, label
 from assistsync.adopt.layout import Layout, manifest_entry, plan_layout
@@ -39,13 +39,14 @@ from assistsync.fetch import list_account
 from assistsync.lockfile import state_dir, write_atomically, write_lock
 from assistsync.manifest import CONFIG_NAME
 from assistsync.manifest.files import sha256_file
-from assistsync.model import TAG_KEY, LiveAssistant, LockedAssistant, LockedFile
+from assistsync.model import TAG_KEY, LiveAssistant, Lock, LockedAssistant, LockedFile
 from assistsync.model.config import tag_value
 from assistsync.model.lock import RetiredFile
 from assistsync.planner import live_config
 
 DEFAULT_CONCURRENCY = 8
-T = TypeVar("T")
+BATCH = 100
+"""Assistants written and recorded together; a batch is tagged while the next is written."""
 
 Progress = Callable[[str, int, int], None]
 """Called as ``(phase, done, total)`` from the calling thread: ``download``, ``tag``."""
@@ -199,21 +200,27 @@ class Adopter:
         )
 
     def _adopt(self, taken: list[Taken], layout: Layout, result: ImportResult) -> None:
+        """Download, then commit batch after batch, each batch's tags sent while the next one
+        is written (a batch is tagged only once the lock records it)."""
         scratch = Path(tempfile.mkdtemp(prefix="import-", dir=state_dir(self.target.root)))
         parts = {file_id: scratch / f"{n}.part" for n, file_id in enumerate(layout.doc_of)}
         try:
             got = self._download(parts, result)
-            with self.shield():
-                self._commit(taken, layout, got, parts, result)
+            placed = self._place(layout, got)
+            step = len(taken) if self.options.into is not None else BATCH
+            batches = [taken[i : i + step] for i in range(0, len(taken), step)]
+            with _Tagger(self, result, len(taken)) as tagger:
+                lock = self.target.lock.with_lineage()
+                for n, batch in enumerate(batches):
+                    with self.shield():
+                        lock = self._commit(batch, layout, placed, parts, lock, n == 0, result)
+                    tagger.submit([(t.key, t.live) for t in batch])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self._tag([(t.key, t.live) for t in taken], result)
 
     def _download(self, parts: dict[str, Path], result: ImportResult) -> dict[str, Downloaded]:
         """Each distinct attached file, downloaded once into its scratch file."""
-        got = self._concurrently(
-            "download", list(parts), lambda i: download_file(self.client, i, parts[i]), result
-        )
+        got = self._downloads(parts, result)
         if result.failures:
             raise AssistsyncError(
                 "the import downloaded no file into the project, because:\n  "
@@ -223,57 +230,69 @@ class Adopter:
         result.download_bytes = sum(d.size for d in got.values())
         return got
 
-    def _commit(
-        self,
-        taken: list[Taken],
-        layout: Layout,
-        got: dict[str, Downloaded],
-        parts: dict[str, Path],
-        result: ImportResult,
-    ) -> None:
-        """Docs, texts, manifests, then the lock (see the module docs)."""
-        root = self.target.root
-        lock = self.target.lock.with_lineage()
-        doc_path: dict[str, Path] = dict(layout.known)
-        sha_by_id = lock.sha_by_file_id()
+    def _place(self, layout: Layout, got: dict[str, Downloaded]) -> _Placed:
+        """Where each downloaded file ends up and what the lock records for it; an existing
+        doc with other content is refused here, before anything is written."""
+        placed = _Placed(doc_path=dict(layout.known), sha_by_id=self.target.lock.sha_by_file_id())
         path_by_sha: dict[str, Path] = {}
-        moves: list[tuple[Path, Path]] = []
         for file_id, planned in layout.doc_of.items():
             d = got[file_id]
-            sha_by_id[file_id] = d.sha256
+            placed.sha_by_id[file_id] = d.sha256
             path = path_by_sha.get(d.sha256)
             if path is not None:
                 # the same content under another file id: named once, this id kept as owned
-                doc_path[file_id] = path
-                entry = RetiredFile(path=_rel(self.target, path), sha256=d.sha256, size=d.size)
-                lock = lock.model_copy(update={"retired": {**lock.retired, file_id: entry}})
+                placed.doc_path[file_id] = path
+                rel = _rel(self.target, path)
+                placed.retired[file_id] = RetiredFile(path=rel, sha256=d.sha256, size=d.size)
                 continue
-            path_by_sha[d.sha256] = doc_path[file_id] = planned
+            path_by_sha[d.sha256] = placed.doc_path[file_id] = planned
             if not planned.exists():
-                moves.append((parts[file_id], planned))
+                placed.moves.add(file_id)
             elif sha256_file(planned)[0] != d.sha256:
                 if not self.options.force:
                     self._clash([planned])
-                moves.append((parts[file_id], planned))
-            lock = lock.with_upload(
-                (_rel(self.target, planned),),
-                LockedFile(id=file_id, sha256=d.sha256, size=d.size),
-            )
-        if self.target.new_config:
+                placed.moves.add(file_id)
+            placed.uploads[file_id] = LockedFile(id=file_id, sha256=d.sha256, size=d.size)
+        return placed
+
+    def _commit(
+        self,
+        batch: list[Taken],
+        layout: Layout,
+        placed: _Placed,
+        parts: dict[str, Path],
+        lock: Lock,
+        first: bool,
+        result: ImportResult,
+    ) -> Lock:
+        """One batch: its docs, texts and manifests, then the lock (see the module docs)."""
+        root = self.target.root
+        keys = {t.key for t in batch}
+        if first and self.target.new_config:
             write_atomically(root / CONFIG_NAME, NEW_CONFIG)
             result.files.append(root / CONFIG_NAME)
-        for part, path in moves:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part.replace(path)  # the scratch directory is inside the project: one rename
-            result.files.append(path)
-        pending = {p: t for p, t in layout.texts.items() if _read(p) != t.encode()}
-        pending.update(self._manifest_texts(taken, layout, doc_path))
+        for file_id in (i for i in layout.doc_of if layout.owner_of[i] in keys):
+            path = placed.doc_path[file_id]
+            if file_id in placed.moves:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                parts[file_id].replace(path)  # the scratch directory is in the project
+                result.files.append(path)
+            if file_id in placed.uploads:
+                lock = lock.with_upload((_rel(self.target, path),), placed.uploads[file_id])
+            else:
+                retired = {**lock.retired, file_id: placed.retired[file_id]}
+                lock = lock.model_copy(update={"retired": retired})
+        texts = layout.texts_of(keys)
+        pending = {p: t for p, t in texts.items() if _read(p) != t.encode()}
+        pending.update(self._manifest_texts(batch, layout, placed.doc_path))
         self._write_all(pending)
         result.files += pending
-        for t in taken:
-            applied = live_config(t.live, sha_by_id).digest()
+        for t in batch:
+            applied = live_config(t.live, placed.sha_by_id).digest()
             lock = lock.with_assistant(t.key, LockedAssistant(id=t.live.id, applied=applied))
-        write_lock(self.target.lock_path, lock.model_copy(update={"serial": lock.serial + 1}))
+        lock = lock.model_copy(update={"serial": lock.serial + 1})
+        write_lock(self.target.lock_path, lock)
+        return lock
 
     def _write_all(self, texts: dict[Path, str]) -> None:
         """Write every file atomically (temporary file, fsync, rename); the fsyncs, which cost
@@ -320,58 +339,106 @@ class Adopter:
             out[path] = text
         return out
 
+    def _tag_one(self, key: str, a: LiveAssistant) -> None:
+        """Set the ownership tag of ``a`` to ``key``, keeping its other metadata."""
+        metadata = {k: v for k, v in a.metadata.items() if k != TAG_KEY}
+        tag = tag_value(key, self.target.environment)
+        self.client.modify_assistant(a.id, {"metadata": {**metadata, TAG_KEY: tag}})
+
     def _tag(self, pairs: list[tuple[str, LiveAssistant]], result: ImportResult) -> None:
-        env = self.target.environment
-
-        def tag(pair: tuple[str, LiveAssistant]) -> None:
-            key, a = pair
-            metadata = {k: v for k, v in a.metadata.items() if k != TAG_KEY}
-            self.client.modify_assistant(
-                a.id, {"metadata": {**metadata, TAG_KEY: tag_value(key, env)}}
-            )
-
-        done = self._concurrently("tag", pairs, tag, result, name=lambda p: label(p[1]))
-        result.tagged += len(done)
+        with _Tagger(self, result, len(pairs)) as tagger:
+            tagger.submit(pairs)
 
     # ------------------------------------------------------------------ machinery
-    def _concurrently(
-        self,
-        phase: str,
-        items: list[Any],
-        work: Callable[[Any], T],
-        result: ImportResult,
-        name: Callable[[Any], str] = str,
-    ) -> dict[Any, T]:
-        """Run ``work`` on every item with bounded concurrency; failures go to
-        ``result.failures``. Ctrl-C lets the calls in flight finish, drops the rest and sets
-        ``result.interrupted`` (then re-raises during downloads, where nothing is kept)."""
-        out: dict[Any, T] = {}
-        if not items:
+    def _downloads(self, parts: dict[str, Path], result: ImportResult) -> dict[str, Downloaded]:
+        """Download every file id of ``parts`` into its scratch file, ``concurrency`` at once;
+        failures go to ``result.failures``. Ctrl-C lets the downloads in flight finish, drops
+        the rest and re-raises: nothing was written to the project yet."""
+        out: dict[str, Downloaded] = {}
+        if not parts:
             return out
-        keys = [i if not isinstance(i, tuple) else i[1].id for i in items]
         pool = ThreadPoolExecutor(
-            max_workers=min(self.options.concurrency, len(items)),
-            thread_name_prefix=f"assistsync-{phase}",
+            max_workers=min(self.options.concurrency, len(parts)),
+            thread_name_prefix="assistsync-download",
         )
-        futures: dict[Future[T], int] = {pool.submit(work, item): n for n, item in enumerate(items)}
+        futures = {pool.submit(download_file, self.client, i, p): i for i, p in parts.items()}
         try:
             for future in as_completed(futures):
-                n = futures[future]
+                file_id = futures[future]
                 try:
-                    out[keys[n]] = future.result()
+                    out[file_id] = future.result()
                 except ApiError as exc:
-                    result.failures.append(f"{name(items[n])}: {exc.message}")
+                    result.failures.append(f"file {file_id}: {exc.message}")
                 except OSError as exc:
-                    result.failures.append(f"{name(items[n])}: {exc.strerror or exc}")
-                self.progress(phase, len(out) + len(result.failures), len(items))
+                    result.failures.append(f"file {file_id}: {exc.strerror or exc}")
+                self.progress("download", len(out) + len(result.failures), len(parts))
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)
             result.interrupted = True
-            if phase == "download":
-                raise
-            return out
+            raise
         pool.shutdown(wait=True)
         return out
+
+
+@dataclass
+class _Placed:
+    """The outcome of ``Adopter._place``."""
+
+    doc_path: dict[str, Path]
+    """file id -> the project file holding its content."""
+    sha_by_id: dict[str, str]
+    moves: set[str] = field(default_factory=set)
+    """file ids whose download is moved into place (not already there with that content)."""
+    uploads: dict[str, LockedFile] = field(default_factory=dict)
+    retired: dict[str, RetiredFile] = field(default_factory=dict)
+
+
+class _Tagger:
+    """Tags assistants on a bounded pool while the caller goes on; leaving the ``with`` block
+    waits for every tag. Ctrl-C (in the block or while waiting) lets the calls in flight
+    finish, drops the rest and marks the result interrupted."""
+
+    def __init__(self, adopter: Adopter, result: ImportResult, total: int) -> None:
+        self.adopter = adopter
+        self.result = result
+        self.total = total
+        self.pool = ThreadPoolExecutor(
+            max_workers=adopter.options.concurrency, thread_name_prefix="assistsync-tag"
+        )
+        self.futures: dict[Future[None], tuple[str, LiveAssistant]] = {}
+
+    def submit(self, pairs: list[tuple[str, LiveAssistant]]) -> None:
+        for pair in pairs:
+            self.futures[self.pool.submit(self.adopter._tag_one, *pair)] = pair
+
+    def __enter__(self) -> _Tagger:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
+        if kind is None:
+            try:
+                for future in as_completed(self.futures):
+                    self._settle(future)
+                    done = self.result.tagged + len(self.result.failures)
+                    self.adopter.progress("tag", done, self.total)
+            except KeyboardInterrupt:
+                kind = KeyboardInterrupt
+        if kind is KeyboardInterrupt:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.result.interrupted = True
+            self.result.tagged = sum(
+                1 for f in self.futures if f.done() and not f.cancelled() and not f.exception()
+            )
+            return True  # the project is consistent: report, exit 130
+        self.pool.shutdown(wait=True, cancel_futures=kind is not None)
+        return False
+
+    def _settle(self, future: Future[None]) -> None:
+        try:
+            future.result()
+            self.result.tagged += 1
+        except ApiError as exc:
+            self.result.failures.append(f"{label(self.futures[future][1])}: {exc.message}")
 
 
 def _read(path: Path) -> bytes | None:

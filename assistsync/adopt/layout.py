@@ -82,6 +82,14 @@ class Layout:
     file_names: dict[str, LiveFile] = field(default_factory=dict)
     known: dict[str, Path] = field(default_factory=dict)
     """file id -> the project file the lock already records it for (nothing to download)."""
+    owner_of: dict[str, str] = field(default_factory=dict)
+    """file id -> the key of the first assistant that has it (whose docs/<key>/ holds it)."""
+
+    def texts_of(self, keys: set[str]) -> dict[Path, str]:
+        """The prompt and parameters files of the assistants ``keys``."""
+        paths = [p for k, p in self.prompt_of.items() if k in keys]
+        paths += [p for (k, _), p in self.functions_of.items() if k in keys]
+        return {p: self.texts[p] for p in paths}
 
 
 def plan_layout(
@@ -119,6 +127,7 @@ def plan_layout(
             listed = files.get(file_id)
             name = safe_filename(listed.filename if listed else "", file_id)
             layout.doc_of[file_id] = _unique_in(root / "docs" / t.key, name, used)
+            layout.owner_of[file_id] = t.key
     return layout
 
 

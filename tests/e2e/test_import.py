@@ -344,3 +344,15 @@ def test_ctrl_c_while_downloading_writes_nothing(tmp_path: Path, slow_server: Se
     assert not [q for q in (p.root / ".assistsync").iterdir() if q.name.startswith("import-")]
     assert api.assistants()[0]["metadata"] == {}
     api.http.close()
+
+
+def test_a_large_import_in_batches_ends_with_an_empty_plan(project_dir: Project, api: Api) -> None:
+    shared = upload(api, "shared.md", b"shared\n")
+    for n in range(230):  # three batches: each written, recorded, then tagged
+        api.create({"model": "gpt-4", "name": f"Bot {n % 50}", "file_ids": [shared]})
+    result = project_dir.run("import", "--all")
+    assert result.code == 0, result.all
+    assert "230 imported" in result.out
+    assert "Tagging assistants: 230/230" in result.err
+    assert len(project_dir.lock()["assistants"]) == 230
+    assert project_dir.run("plan", "--detailed-exitcode").code == 0
