@@ -7,12 +7,14 @@ The order of work keeps a project consistent whatever stops it (Ctrl-C, a failed
    that exist are refused unless ``--force``, before anything is downloaded;
 3. download each distinct attached file once, concurrently (bounded), into ``.assistsync/``;
    identical contents under two file ids are kept once;
-4. in one section that the caller shields from Ctrl-C: move the downloads into place, write the
-   prompt and parameters files and the manifests (each atomically), then record every id in the
-   lock. Manifests are written before the lock, so the lock never names an assistant the
-   manifests lack (a plan would destroy it);
-5. tag the assistants (``assistsync_key``), concurrently. An interrupted tagging leaves
-   assistants recorded but untagged: the next import tags them (and a plan would too).
+4. in batches of ``BATCH`` assistants, each in one section that the caller shields from Ctrl-C:
+   move the batch's downloads into place, write its prompt and parameters files and manifests
+   (each atomically, concurrently), then record its ids in the lock. Manifests are written
+   before the lock, so the lock never names an assistant the manifests lack (a plan would
+   destroy it);
+5. tag each recorded batch (``assistsync_key``) on a bounded pool while the next batch is
+   written. An interrupted import leaves assistants recorded but untagged: the next import
+   tags them (and a plan would too).
 
 Nothing here prints: progress and the outcome go to the caller as values.
 """
