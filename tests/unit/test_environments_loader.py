@@ -98,3 +98,14 @@ def test_a_bad_environment_is_located(tmp_path: Path) -> None:
     text = err.value.message
     assert "assistsync.yaml:2:" in text
     assert "assistsync.yaml:3:" in text  # a variable must be a string
+
+
+def test_the_plan_names_its_environment() -> None:
+    from assistsync.model import Lock, Plan
+    from assistsync.render import plan_json, render_markdown, render_text
+
+    plan = Plan(lock=Lock(lineage=""), environment="prod")
+    assert render_text(plan).startswith("Environment: prod\n\nNo changes.")
+    assert "Environment: `prod`" in render_markdown(plan)
+    assert plan_json(plan)["environment"] == "prod"
+    assert "environment" not in plan_json(Plan(lock=Lock(lineage="")))
