@@ -1,0 +1,253 @@
+"""Helpers for the run tests: an engine on a real SQLite database, driven by a manual clock.
+
+The engine's unit tests need the two seams it is built on — a database and the messages
+group's hooks. :class:`LocalMessages` is a small, real SQLite implementation of the hooks (the
+same contract the server's messages group fulfils), so the engine is tested without a server
+and without mocking anything of ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistsync.server.runs.clock import ManualClock
+from assistsync.server.runs.engine import NewRun, RunEngine
+from assistsync.server.runs.events import Subscription
+
+Json = dict[str, Any]
+
+WAIT_S = 30
+"""A safety net for waiting on worker threads; never reached when the code is right."""
+
+FUNCTIONS = [
+    {
+        "type": "function",
+        "function": {"name": "lookup_order", "parameters": {"type": "object"}},
+    },
+    {"type": "function", "function": {"name": "refund", "parameters": {"type": "object"}}},
+]
+
+
+class LocalDatabase:
+    """One SQLite connection behind one lock, as the server's database layer provides."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(
+            ":memory:" if path is None else str(path),
+            check_same_thread=False,
+            isolation_level=None,
+        )
+        self.conn.row_factory = sqlite3.Row
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class LocalMessages:
+    """Thread messages in one table: the engine's ``Messages`` hooks, plus user messages."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, db: LocalDatabase) -> None:
+        with db.transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                "id TEXT UNIQUE, thread_id TEXT, body TEXT)"
+            )
+        self.db = db
+
+    def add_user_message(self, thread_id: str, text: str) -> Json:
+        with self.db.transaction() as conn:
+            return self._insert(conn, thread_id, "user", text, None, None, 0, "completed")
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        thread_id: str,
+        role: str,
+        text: str,
+        assistant_id: str | None,
+        run_id: str | None,
+        now: int,
+        status: str,
+    ) -> Json:
+        message = {
+            "id": f"msg_{next(self._ids):024d}",
+            "object": "thread.message",
+            "created_at": now,
+            "thread_id": thread_id,
+            "status": status,
+            "incomplete_details": None,
+            "completed_at": None,
+            "incomplete_at": None,
+            "role": role,
+            "content": [{"type": "text", "text": {"value": text, "annotations": []}}]
+            if text
+            else [],
+            "assistant_id": assistant_id,
+            "run_id": run_id,
+            "file_ids": [],
+            "metadata": {},
+        }
+        conn.execute(
+            "INSERT INTO messages (id, thread_id, body) VALUES (?, ?, ?)",
+            (message["id"], thread_id, json.dumps(message)),
+        )
+        return message
+
+    def thread_messages(self, db: sqlite3.Connection, thread_id: str) -> list[Json]:
+        return [
+            json.loads(row["body"])
+            for row in db.execute(
+                "SELECT body FROM messages WHERE thread_id = ? ORDER BY seq", (thread_id,)
+            )
+        ]
+
+    def create_assistant_message(
+        self, db: sqlite3.Connection, thread_id: str, assistant_id: str, run_id: str, now: int
+    ) -> Json:
+        return self._insert(
+            db, thread_id, "assistant", "", assistant_id, run_id, now, "in_progress"
+        )
+
+    def finish_assistant_message(
+        self,
+        db: sqlite3.Connection,
+        message_id: str,
+        text: str | None,
+        now: int,
+        incomplete_reason: str | None,
+    ) -> Json:
+        row = db.execute("SELECT body FROM messages WHERE id = ?", (message_id,)).fetchone()
+        message: Json = json.loads(row["body"])
+        if text is not None:
+            message["content"] = [{"type": "text", "text": {"value": text, "annotations": []}}]
+        if incomplete_reason is None:
+            message.update(status="completed", completed_at=now)
+        else:
+            message.update(
+                status="incomplete",
+                incomplete_at=now,
+                incomplete_details={"reason": incomplete_reason},
+            )
+        db.execute("UPDATE messages SET body = ? WHERE id = ?", (json.dumps(message), message_id))
+        return message
+
+    def all(self, thread_id: str) -> list[Json]:
+        with self.db.transaction() as conn:
+            return self.thread_messages(conn, thread_id)
+
+
+class Rig:
+    """An engine with its database, messages and manual clock."""
+
+    def __init__(self, path: Path | None = None, *, start: bool = True, **options: Any) -> None:
+        self.clock = ManualClock()
+        self.db = LocalDatabase(path)
+        self.messages = LocalMessages(self.db)
+        self.engine = RunEngine(self.db, self.messages, clock=self.clock, **options)
+        with self.db.transaction() as conn:
+            self.engine.install(conn)
+        self.started = False
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        self.engine.start()
+        self.started = True
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.db.close()
+
+    def run(
+        self,
+        thread_id: str,
+        text: str | None = None,
+        *,
+        subscription: Subscription | None = None,
+        **fields: Any,
+    ) -> Json:
+        """Add a user message (if ``text``) and create a run on the thread."""
+        if text is not None:
+            self.messages.add_user_message(thread_id, text)
+        return self.engine.create_run(
+            NewRun(thread_id, "asst_test", run_fields(**fields)), subscription=subscription
+        )
+
+    def get(self, run: Json) -> Json:
+        return self.engine.get_run(run["thread_id"], run["id"])
+
+    def steps(self, run: Json) -> list[Json]:
+        with self.db.transaction() as conn:
+            return self.engine.step_rows(conn, run["id"])
+
+    def settle(self, run: Json, *, until: tuple[str, ...] = ()) -> Json:
+        """The run once it rests: terminal, requires_action, or one of ``until``."""
+        resting = (
+            "completed",
+            "failed",
+            "cancelled",
+            "expired",
+            "requires_action",
+            *until,
+        )
+        for _ in range(100):
+            current = self.get(run)
+            if current["status"] in resting:
+                return current
+            self.engine.wait_for_change(run["thread_id"], run["id"], current["status"], WAIT_S)
+        raise AssertionError(f"run {run['id']} never settled: {self.get(run)['status']}")
+
+
+def run_fields(**overrides: Any) -> Json:
+    """A run's recorded settings, as the create-run endpoint computes them."""
+    fields: Json = {
+        "model": "echo",
+        "instructions": "Be brief.",
+        "tools": FUNCTIONS,
+        "file_ids": [],
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_prompt_tokens": None,
+        "max_completion_tokens": None,
+        "truncation_strategy": {"type": "auto", "last_messages": None},
+        "tool_choice": "auto",
+        "response_format": "auto",
+    }
+    fields.update(overrides)
+    return fields
+
+
+def drain(subscription: Subscription) -> list[tuple[str, Json]]:
+    """Every event until the end of the stream (parsed)."""
+    events: list[tuple[str, Json]] = []
+    while True:
+        try:
+            event = subscription.get(timeout=WAIT_S)
+        except queue.Empty:
+            raise AssertionError(f"the stream did not end; so far: {events}") from None
+        if event is None:
+            return events
+        events.append((event[0], json.loads(event[1])))
