@@ -216,7 +216,10 @@ class Rig:
             current = self.get(run)
             if current["status"] in resting:
                 return current
-            self.engine.wait_for_change(run["thread_id"], run["id"], current["status"], WAIT_S)
+            status = current["status"]
+            self.engine.wait_for(
+                run["thread_id"], run["id"], lambda r, s=status: r["status"] != s, WAIT_S
+            )
         raise AssertionError(f"run {run['id']} never settled: {self.get(run)['status']}")
 
 

@@ -274,11 +274,30 @@ class RunEngine:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        stopping = _dump(
+            {
+                "code": "server_error",
+                "message": "The server is shutting down; the run continues when it restarts "
+                "(a run that was in progress fails).",
+                "param": None,
+                "type": "server_error",
+            }
+        )
         with self._order:
             for subs in self._subs.values():
                 for sub in subs:
+                    sub.put(("error", stopping))
                     sub.end()
             self._subs.clear()
+
+    def unsubscribe(self, run_id: str, subscription: Subscription) -> None:
+        """Stop delivering the run's events to ``subscription`` (its client went away)."""
+        with self._order:
+            subs = self._subs.get(run_id, [])
+            if subscription in subs:
+                subs.remove(subscription)
+            if not subs:
+                self._subs.pop(run_id, None)
 
     def _recover(self) -> None:
         now = self._now()
@@ -320,7 +339,7 @@ class RunEngine:
             "SELECT body FROM runs WHERE id = ? AND thread_id = ?", (run_id, thread_id)
         ).fetchone()
         if row is None:
-            raise RunNotFound(f"No run found with id '{run_id}' on thread '{thread_id}'.")
+            raise RunNotFound(f"No run found with id '{run_id}'.")
         run: Json = json.loads(row["body"])
         return run
 
@@ -334,8 +353,10 @@ class RunEngine:
                 run = self._run_row(db, thread_id, run_id)
         return run
 
-    def wait_for_change(self, thread_id: str, run_id: str, status: str, timeout: float) -> Json:
-        """The run once its status is no longer ``status``, or after ``timeout`` seconds.
+    def wait_for(
+        self, thread_id: str, run_id: str, done: Callable[[Json], bool], timeout: float
+    ) -> Json:
+        """The run once ``done(run)`` holds, or as it is after ``timeout`` seconds.
 
         Lets a polling client's GET return the moment a run moves on instead of a poll
         interval later. (Real time on purpose: this bounds how long a request is held.)
@@ -346,7 +367,7 @@ class RunEngine:
                 generation = self._generation
             run = self.get_run(thread_id, run_id)
             left = deadline - time.monotonic()
-            if run["status"] != status or left <= 0 or self._stopping:
+            if done(run) or left <= 0 or self._stopping:
                 return run
             with self._changed:
                 if generation == self._generation:
