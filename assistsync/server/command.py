@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-_HELP = """Run a local Assistants API v1 server (the API is served under /v1).
+if TYPE_CHECKING:
+    from assistsync.server.framework.routing import Route
+    from assistsync.server.group import Context, Group
+
+_INTRO = """Run a local Assistants API v1 server (the API is served under /v1).
 
 \b
 Point any Assistants v1 client at it, e.g.
   assistsync server --port 8787 --db dev.db
   OPENAI_BASE_URL=http://127.0.0.1:8787/v1 OPENAI_API_KEY=sk-local ...
 
-\b
-Endpoints (as in the OpenAI spec of April 2024, assistants v1):
-  assistants       GET/POST /v1/assistants
-                   GET/POST/DELETE /v1/assistants/{assistant_id}
-  assistant files  GET/POST /v1/assistants/{assistant_id}/files
-                   GET/DELETE /v1/assistants/{assistant_id}/files/{file_id}
-  files            GET /v1/files[?purpose=...], POST /v1/files (multipart: file, purpose)
-                   GET/DELETE /v1/files/{file_id}, GET /v1/files/{file_id}/content
-Lists take limit (1-100, default 20), order (asc|desc, default desc), after and before,
-except GET /v1/files, which returns every file at once. /v1/assistants* require the header
-'OpenAI-Beta: assistants=v1'; every request needs 'Authorization: Bearer <key>' (any
-non-empty key, or exactly --api-key when given). Errors use the hosted API's envelope
-{"error": {"message", "type", "param", "code"}}; every response has an x-request-id.
+"""
+
+_AFTER_ENDPOINTS = """\b
+* = requires the header 'OpenAI-Beta: assistants=v1'.
+Lists take limit (1-100, default 20), order (asc|desc, default desc),
+after and before. Every request needs 'Authorization: Bearer <key>' (any
+non-empty key, or exactly --api-key when given). Errors use the hosted
+API's envelope {"error": {"message", "type", "param", "code"}}; every
+response has an x-request-id.
 
 \b
 Persistence: without --db everything lives in memory and is gone on exit. With --db FILE,
-assistants, attachments and files persist in that SQLite file, file contents in the
-directory FILE.files/ beside it.
+every object persists in that SQLite file, file contents in the directory FILE.files/
+beside it.
+"""
 
+_FAULTS = """
 \b
 Fault injection (all off by default), for testing clients' retries and idempotence:
   --latency-ms N           sleep N ms before handling each request
@@ -47,11 +51,50 @@ One log line per request goes to stderr: METHOD PATH STATUS ms. Stop with Ctrl-C
 """
 
 
+def endpoint_help(groups: Sequence[Group]) -> str:
+    """The endpoint section of ``--help``, generated from the route table: per group, one line
+    per path with its methods (``GET/POST /v1/assistants *``), then the group's notes."""
+    width = max(len(group.title) for group in groups) + 2
+    lines = ["\b", "Endpoints (as in the OpenAI spec of April 2024, assistants v1):"]
+    for group in groups:
+        paths: dict[str, list[Route[Context]]] = {}
+        for route in group.routes:
+            paths.setdefault(route.template, []).append(route)
+        title = group.title
+        for template, routes in paths.items():
+            line = "/".join(r.method for r in routes) + f" {template}"
+            if any(r.beta for r in routes):
+                line += " *"
+            notes = "; ".join(f"{r.method} {r.summary}" for r in routes if r.summary)
+            if notes:
+                line += f"  ({notes})"
+            lines.append(f"  {title:<{width}}{line}")
+            title = ""
+        lines.extend(f"  {'':<{width}}{note}" for note in group.notes)
+    return "\n".join(lines) + "\n"
+
+
+class _ServerCommand(click.Command):
+    """Builds the endpoint section of its help from the route table, only when asked (so
+    ``assistsync --help`` does not import the server)."""
+
+    def get_help(self, ctx: click.Context) -> str:
+        if self.help is None:
+            from assistsync.server.routes import GROUPS
+
+            self.help = _INTRO + endpoint_help(GROUPS) + _AFTER_ENDPOINTS + _FAULTS
+        return super().get_help(ctx)
+
+
 def _log(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.command("server", help=_HELP)
+@click.command(
+    "server",
+    cls=_ServerCommand,
+    short_help="Run a local Assistants API v1 server (the API is served under /v1).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
     "--port",
@@ -113,7 +156,7 @@ def server_command(
     api_key: str | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
-    from assistsync.server.faults import Faults
+    from assistsync.server.framework.faults import Faults
 
     faults = Faults(
         latency_ms=latency_ms,

@@ -1,22 +1,22 @@
-"""Streaming ``multipart/form-data`` uploads for ``POST /v1/files``.
+"""Streaming ``multipart/form-data`` uploads for ``POST /v1/files`` (the files group).
 
 The body goes through python-multipart's push parser one 1 MiB chunk at a time; the ``file``
-part is written straight into a temporary file in the store's content directory, so memory use
+part is written straight into a temporary file the caller provides, so memory use
 does not grow with the upload. The whole body is read even after an error is found (when its
 size is bounded), so the 400 reaches a client that is still sending instead of a reset socket.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from assistsync.server.errors import ApiError, bad_request
-from assistsync.server.routing import Request
-from assistsync.server.schemas import FILE_PURPOSES
+from assistsync.server.framework.errors import ApiError, bad_request
+from assistsync.server.framework.routing import Request
 
 MULTIPART_OVERHEAD = 64 * 1024
 """Bytes allowed beyond the file itself: boundaries, part headers and the purpose field."""
@@ -47,9 +47,12 @@ class _Part:
 class _Receiver:
     """python-multipart callbacks that collect ``purpose`` and stream ``file`` to disk."""
 
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.limit = request.max_upload_bytes
+    def __init__(
+        self, new_upload: Callable[[], IO[bytes]], discard: Callable[[str], None], limit: int
+    ) -> None:
+        self.new_upload = new_upload
+        self.discard_path = discard
+        self.limit = limit
         self.part = _Part()
         self.error: ApiError | None = None
         self.sink: IO[bytes] | None = None
@@ -89,7 +92,7 @@ class _Receiver:
             if self.sink is not None or self.upload_path is not None:
                 self.fail(bad_request("The 'file' field was sent more than once.", "file"))
                 return
-            self.sink = self.request.store.new_upload()
+            self.sink = self.new_upload()
             self.upload_path = self.sink.name
             # Browsers may send a full client-side path; only the last component is a name.
             name = (self.part.filename or "file").replace("\\", "/").rsplit("/", 1)[-1]
@@ -134,14 +137,22 @@ class _Receiver:
             self.sink.close()
             self.sink = None
         if self.upload_path is not None:
-            self.request.store.discard_upload(self.upload_path)
+            self.discard_path(self.upload_path)
             self.upload_path = None
 
 
-def receive_upload(request: Request) -> Upload:
+def receive_upload(
+    request: Request[Any],
+    *,
+    new_upload: Callable[[], IO[bytes]],
+    discard: Callable[[str], None],
+    max_bytes: int,
+    purposes: Sequence[str],
+) -> Upload:
     """Parse the multipart body into an :class:`Upload`, or raise the first 400 found.
 
-    The caller must hand ``Upload.path`` to the store (which moves it) or delete it.
+    ``new_upload`` opens the temporary file the ``file`` part is written to; ``discard``
+    deletes one by name. The caller must keep ``Upload.path`` (move it) or ``discard`` it.
     """
     media, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
@@ -151,15 +162,15 @@ def receive_upload(request: Request) -> Upload:
             f"Invalid Content-Type header ({shown}): uploads must be sent as multipart/form-data"
             " with the fields 'file' and 'purpose'."
         )
-    ceiling = request.max_upload_bytes + MULTIPART_OVERHEAD
+    ceiling = max_bytes + MULTIPART_OVERHEAD
     length = request.body.length
     if length is not None and length > ceiling:
         raise bad_request(
             f"File too large: the request body has {length} bytes and the limit is "
-            f"{request.max_upload_bytes} bytes per file.",
+            f"{max_bytes} bytes per file.",
             "file",
         )
-    receiver = _Receiver(request)
+    receiver = _Receiver(new_upload, discard, max_bytes)
     try:
         parser = MultipartParser(
             boundary,
@@ -180,7 +191,7 @@ def receive_upload(request: Request) -> Upload:
                     # Only reachable with a chunked body of unknown size: stop reading here
                     # (the connection gets closed because the body was not drained).
                     raise bad_request(
-                        f"File too large: the limit is {request.max_upload_bytes} bytes per file.",
+                        f"File too large: the limit is {max_bytes} bytes per file.",
                         "file",
                     )
                 parser.write(chunk)
@@ -195,8 +206,8 @@ def receive_upload(request: Request) -> Upload:
             )
         if receiver.purpose is None:
             raise bad_request("Missing required parameter: 'purpose'.", "purpose")
-        if receiver.purpose not in FILE_PURPOSES:
-            allowed = ", ".join(f"'{p}'" for p in FILE_PURPOSES)
+        if receiver.purpose not in purposes:
+            allowed = ", ".join(f"'{p}'" for p in purposes)
             raise bad_request(
                 f"Invalid value for 'purpose': {receiver.purpose!r}. Supported values are: "
                 f"{allowed}.",

@@ -9,7 +9,7 @@ import pytest
 from server_testkit import ServerFactory, checked_client, create_assistant, plain_client
 
 from assistsync.server import Faults, ServerHandle
-from assistsync.server.faults import RateLimiter, format_duration
+from assistsync.server.framework.faults import RateLimiter, format_duration
 
 
 def _ids(client: httpx.Client) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -18,6 +19,9 @@ from server_testkit import (
 )
 
 from assistsync.server import ServerHandle, start_server
+from assistsync.server.framework.routing import Request, Response
+from assistsync.server.group import Context
+from assistsync.server.routes import GROUPS
 
 
 def test_base_url_and_port_zero(server: ServerHandle) -> None:
@@ -200,13 +204,23 @@ def test_chunked_json_body(server: ServerHandle) -> None:
 
 def test_unexpected_exception_is_a_logged_500(make_server: ServerFactory) -> None:
     lines: list[str] = []
-    handle = make_server(log=lines.append)
 
-    def broken(file_id: str) -> dict[str, Any]:
-        raise RuntimeError(f"storage exploded on {file_id}")
+    def broken(request: Request[Context]) -> Response:
+        raise RuntimeError(f"storage exploded on {request.params['file_id']}")
 
-    # Simulates a server bug; the point is what the client sees and what gets logged.
-    handle._app.store.get_file = broken  # type: ignore[method-assign]
+    # Simulates a server bug (a handler that raises); the point is what the client sees and
+    # what gets logged.
+    groups = [
+        replace(
+            group,
+            routes=tuple(
+                replace(route, handler=broken) if route.key == "GET /v1/files/{file_id}" else route
+                for route in group.routes
+            ),
+        )
+        for group in GROUPS
+    ]
+    handle = make_server(log=lines.append, groups=groups)
     with checked_client(handle) as c:
         response = c.get("/files/file-abc")
         assert response.status_code == 500

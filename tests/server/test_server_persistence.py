@@ -42,7 +42,7 @@ def test_memory_mode_leaves_nothing_behind(make_server: ServerFactory) -> None:
     handle = make_server()
     with checked_client(handle) as c:
         upload(c, b"temporary")
-    content_dir = handle._app.store.content_dir
+    content_dir = handle.context.db.directory("files")
     assert any(content_dir.iterdir())
     handle.stop()
     assert not content_dir.exists()

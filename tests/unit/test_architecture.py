@@ -65,3 +65,81 @@ def test_imports_follow_the_data_flow(name: str) -> None:
 def test_the_checker_sees_imports() -> None:
     # the rule above must be able to fail: the CLI wires everything, so it imports a lot
     assert {"api", "manifest", "server"} <= set().union(*map(imports_of, files_of("cli")))
+
+
+# -- inside the server: framework <- db <- group support <- endpoint groups <- composition root ----
+
+SERVER = PACKAGE / "server"
+SERVER_LAYERS: dict[str, set[str]] = {
+    # the HTTP framework knows no domain
+    "framework": {"framework"},
+    # the database layer may raise the framework's errors, nothing else
+    "db": {"framework", "db"},
+    # what an endpoint group is and the request fields groups share
+    "support": {"framework", "db", "support"},
+    # endpoint groups build on the layers below and on each other, never on the root
+    "group": {"framework", "db", "support", "group"},
+    # the composition root wires everything
+    "root": {"framework", "db", "support", "group", "root"},
+}
+SUPPORT = {"group", "common"}
+ROOT = {"app", "routes", "command"}
+
+
+def server_layer(module: str) -> str:
+    """The layer of a module under ``assistsync.server``."""
+    parts = module.split(".")
+    if len(parts) == 2:
+        return "root"  # the package itself (its public entry points)
+    name = parts[2]
+    if name in ("framework", "db"):
+        return name
+    if name in SUPPORT:
+        return "support"
+    if name in ROOT:
+        return "root"
+    return "group"
+
+
+def server_imports_of(path: Path) -> set[str]:
+    """The ``assistsync.server`` modules ``path`` imports (``from pkg import mod`` resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if not node.module.startswith("assistsync.server"):
+                continue
+            base = PACKAGE.parent / node.module.replace(".", "/")
+            for alias in node.names:
+                is_module = (base / f"{alias.name}.py").exists() or (base / alias.name).is_dir()
+                found.add(f"{node.module}.{alias.name}" if is_module else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("assistsync.server")}
+    return found
+
+
+def module_of(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SERVER.rglob("*.py")), ids=lambda p: str(p.relative_to(SERVER))
+)
+def test_server_layers(path: Path) -> None:
+    layer = server_layer(module_of(path))
+    for imported in server_imports_of(path):
+        assert server_layer(imported) in SERVER_LAYERS[layer], (
+            f"{path.relative_to(PACKAGE.parent)} ({layer}) imports {imported} "
+            f"({server_layer(imported)})"
+        )
+
+
+def test_the_server_layer_checker_sees_imports() -> None:
+    # must be able to fail: the root imports groups, and a group imports the framework
+    assert "assistsync.server.assistants" in server_imports_of(SERVER / "routes.py")
+    assert server_layer("assistsync.server.framework.http") == "framework"
+    assert "group" not in SERVER_LAYERS["framework"]
+    assert "root" not in SERVER_LAYERS["group"]

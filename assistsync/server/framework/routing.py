@@ -1,24 +1,26 @@
-"""The framework-sized core: request and response values, request bodies, and the route table.
+"""Request and response values, request bodies, and the route table.
 
-Handlers are plain functions ``(Request) -> Response`` registered in a :class:`Router`; they
-never touch the socket. The HTTP handler in :mod:`assistsync.server.app` owns everything
-between the socket and these values (faults, auth, framing, logging).
+Handlers are plain functions ``(Request[C]) -> Response`` registered in a :class:`Router`; they
+never touch the socket. ``C`` is the context the server was started with (the framework only
+carries it). The HTTP handler in :mod:`.http` owns everything between the socket and these
+values (faults, auth, framing, logging).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote
 
 from python_multipart.multipart import parse_options_header
 
-from assistsync.server.errors import ApiError, bad_request
-from assistsync.server.schemas import parse_json_object
-from assistsync.server.store import Store
+from assistsync.server.framework.errors import ApiError, bad_request
+from assistsync.server.framework.validation import parse_json_object
+
+C = TypeVar("C")
 
 JSON_BODY_LIMIT = 16 * 1024 * 1024
 """Largest JSON request body read: 256,000-character instructions plus 128 tool schemas fit
@@ -127,8 +129,11 @@ class BodyReader:
 
 
 @dataclass
-class Request:
-    """What a handler sees of one request (``headers`` keys are lower-case)."""
+class Request(Generic[C]):
+    """What a handler sees of one request (``headers`` keys are lower-case).
+
+    ``context`` is the object the server was started with, the same for every request.
+    """
 
     method: str
     path: str
@@ -136,8 +141,7 @@ class Request:
     headers: Mapping[str, str]
     params: dict[str, str]
     body: BodyReader
-    store: Store
-    max_upload_bytes: int
+    context: C
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object; 400 unless it is ``application/json`` and parses."""
@@ -153,7 +157,17 @@ class Request:
 
 @dataclass
 class Response:
-    """A JSON ``payload`` or an open binary ``stream`` of ``length`` bytes (closed after)."""
+    """What a handler answers: exactly one of three bodies.
+
+    - ``payload``: a JSON value, sent with ``Content-Length`` (the default);
+    - ``stream``: an open binary file of ``length`` bytes, sent with ``sendfile`` and closed;
+    - ``chunks``: an iterator of byte strings, sent with ``Transfer-Encoding: chunked``, each
+      chunk written and flushed as soon as the iterator yields it (server-sent events: see
+      :func:`event_stream`). The connection stays usable afterwards. If the client goes
+      away, the iterator is closed (a generator sees ``GeneratorExit``) and nothing else
+      happens; if the iterator raises, the error is logged and the connection is closed
+      without the final chunk, so the client sees a truncated body rather than a clean end.
+    """
 
     payload: Any = None
     status: int = 200
@@ -161,26 +175,48 @@ class Response:
     length: int = 0
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+    chunks: Iterator[bytes] | None = None
 
     def body(self) -> bytes:
-        """The JSON payload serialised compactly (the stream, if any, is sent separately)."""
+        """The JSON payload serialised compactly (a stream or chunks are sent separately)."""
         return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def close(self) -> None:
+        """Release a body that will not be sent (a dropped response, a HEAD request)."""
+        if self.stream is not None:
+            self.stream.close()
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
 
-Handler = Callable[[Request], Response]
+
+def event_stream(chunks: Iterator[bytes], status: int = 200) -> Response:
+    """A ``text/event-stream`` response whose body is ``chunks`` (already SSE-framed bytes,
+    e.g. ``b"event: x\\ndata: {...}\\n\\n"``), each flushed to the client as it is yielded."""
+    return Response(
+        status=status,
+        chunks=chunks,
+        content_type="text/event-stream",
+        headers={"cache-control": "no-cache"},
+    )
+
+
+Handler = Callable[[Request[C]], Response]
 
 
 @dataclass(frozen=True)
-class Route:
+class Route(Generic[C]):
     """One operation: ``template`` uses ``{name}`` for one path segment.
 
     ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``.
+    ``summary`` is a few words for ``--help`` (optional).
     """
 
     method: str
     template: str
-    handler: Handler
+    handler: Handler[C]
     beta: bool = False
+    summary: str = ""
 
     @property
     def key(self) -> str:
@@ -189,24 +225,36 @@ class Route:
 
 
 @dataclass(frozen=True)
-class Match:
+class Match(Generic[C]):
     """The route for a request, or why there is none (``allowed`` non-empty: wrong method)."""
 
-    route: Route | None
+    route: Route[C] | None
     params: dict[str, str]
     allowed: tuple[str, ...] = ()
 
 
-class Router:
-    """Maps (method, path) to a route; distinguishes unknown paths (404) from methods (405)."""
+class Router(Generic[C]):
+    """Maps (method, path) to a route; distinguishes unknown paths (404) from methods (405).
 
-    def __init__(self, routes: Sequence[Route]) -> None:
-        self._routes: list[tuple[re.Pattern[str], Route]] = []
+    A literal segment beats a ``{name}`` one wherever the rows come from: ``POST
+    /v1/threads/runs`` is its own operation, not ``POST /v1/threads/{thread_id}`` with the id
+    ``runs``. Two rows with the same method and template are a programming error (two endpoint
+    groups claiming one operation) and are refused when the router is built.
+    """
+
+    def __init__(self, routes: Sequence[Route[C]]) -> None:
+        seen = set()
         for route in routes:
+            if route.key in seen:
+                raise ValueError(f"two routes for {route.key}")
+            seen.add(route.key)
+        self._routes: list[tuple[re.Pattern[str], Route[C]]] = []
+        # Stable sort: fewer parameters first, otherwise the table's order.
+        for route in sorted(routes, key=lambda r: r.template.count("{")):
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.template)
             self._routes.append((re.compile(pattern), route))
 
-    def match(self, method: str, path: str) -> Match:
+    def match(self, method: str, path: str) -> Match[C]:
         """The route serving ``method path``."""
         allowed: list[str] = []
         for pattern, route in self._routes:
@@ -215,5 +263,6 @@ class Router:
                 continue
             if route.method == method:
                 return Match(route, {k: unquote(v) for k, v in found.groupdict().items()})
-            allowed.append(route.method)
+            if route.method not in allowed:
+                allowed.append(route.method)
         return Match(None, {}, tuple(allowed))
