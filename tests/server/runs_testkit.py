@@ -1,25 +1,23 @@
 """Helpers for the run tests: an engine on a real SQLite database, driven by a manual clock.
 
-The engine's unit tests need the two seams it is built on — a database and the messages
-group's hooks. :class:`LocalMessages` is a small, real SQLite implementation of the hooks (the
-same contract the server's messages group fulfils), so the engine is tested without a server
-and without mocking anything of ours.
+The engine's unit tests need the two seams it is built on — the server's database and the
+messages group's hooks. :class:`LocalMessages` is a small, real SQLite implementation of the
+hooks (the contract the server's messages group fulfils), so the engine is tested on its own,
+without mocking anything of ours.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import queue
 import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from assistsync.server.db import Database, Schema
 from assistsync.server.runs.clock import ManualClock
-from assistsync.server.runs.engine import NewRun, RunEngine
+from assistsync.server.runs.engine import SCHEMA, NewRun, RunEngine
 from assistsync.server.runs.events import Subscription
 
 Json = dict[str, Any]
@@ -36,48 +34,24 @@ FUNCTIONS = [
 ]
 
 
-class LocalDatabase:
-    """One SQLite connection behind one lock, as the server's database layer provides."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.lock = threading.RLock()
-        self.conn = sqlite3.connect(
-            ":memory:" if path is None else str(path),
-            check_same_thread=False,
-            isolation_level=None,
-        )
-        self.conn.row_factory = sqlite3.Row
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 class LocalMessages:
     """Thread messages in one table: the engine's ``Messages`` hooks, plus user messages."""
 
     _ids = itertools.count(1)
 
-    def __init__(self, db: LocalDatabase) -> None:
-        with db.transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "id TEXT UNIQUE, thread_id TEXT, body TEXT)"
-            )
+    SCHEMA = Schema(
+        "local_messages",
+        (
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, "
+            "thread_id TEXT, body TEXT);",
+        ),
+    )
+
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def add_user_message(self, thread_id: str, text: str) -> Json:
-        with self.db.transaction() as conn:
+        with self.db.write() as conn:
             return self._insert(conn, thread_id, "user", text, None, None, 0, "completed")
 
     def _insert(
@@ -154,7 +128,7 @@ class LocalMessages:
         return message
 
     def all(self, thread_id: str) -> list[Json]:
-        with self.db.transaction() as conn:
+        with self.db.write() as conn:
             return self.thread_messages(conn, thread_id)
 
 
@@ -163,11 +137,9 @@ class Rig:
 
     def __init__(self, path: Path | None = None, *, start: bool = True, **options: Any) -> None:
         self.clock = ManualClock()
-        self.db = LocalDatabase(path)
+        self.db = Database(path, [SCHEMA, LocalMessages.SCHEMA], clock=self.clock)
         self.messages = LocalMessages(self.db)
-        self.engine = RunEngine(self.db, self.messages, clock=self.clock, **options)
-        with self.db.transaction() as conn:
-            self.engine.install(conn)
+        self.engine = RunEngine(self.db, self.messages, **options)
         self.started = False
         if start:
             self.start()
@@ -199,7 +171,7 @@ class Rig:
         return self.engine.get_run(run["thread_id"], run["id"])
 
     def steps(self, run: Json) -> list[Json]:
-        with self.db.transaction() as conn:
+        with self.db.write() as conn:
             return self.engine.step_rows(conn, run["id"])
 
     def settle(self, run: Json, *, until: tuple[str, ...] = ()) -> Json:

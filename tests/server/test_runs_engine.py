@@ -130,7 +130,7 @@ def test_one_active_run_per_thread(rig: Rig) -> None:
     with pytest.raises(ThreadBusy) as busy:
         rig.run("thread_c")
     assert busy.value.message == f"Thread thread_c already has an active run {run['id']}."
-    with rig.db.transaction() as conn:
+    with rig.db.write() as conn:
         assert rig.engine.active_run(conn, "thread_c") == run["id"]
         assert rig.engine.active_run(conn, "thread_other") is None
 

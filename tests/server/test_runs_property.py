@@ -45,7 +45,7 @@ def _settle_all(rig: Rig, runs: list[dict[str, Any]]) -> None:
 
 
 def _check_one_active_per_thread(rig: Rig) -> None:
-    with rig.db.transaction() as conn:
+    with rig.db.write() as conn:
         rows = conn.execute(
             f"SELECT thread_id, COUNT(*) AS n FROM runs WHERE status IN {ACTIVE} GROUP BY thread_id"
         ).fetchall()
@@ -103,7 +103,7 @@ def test_every_run_ends_in_exactly_one_terminal_state(ops: list[tuple[Any, ...]]
                     try:
                         run = rig.run(thread, MESSAGES[kind])
                     except ThreadBusy:
-                        with rig.db.transaction() as conn:
+                        with rig.db.write() as conn:
                             assert rig.engine.active_run(conn, thread) is not None
                     else:
                         runs.append({**run, "kind": kind})

@@ -16,7 +16,15 @@ from typing import Protocol
 
 
 class Clock(Protocol):
-    """Wall-clock seconds and interruptible waits on them."""
+    """Wall-clock seconds and interruptible waits on them.
+
+    Calling a clock gives :meth:`now`, so a clock is also the server database's clock
+    (``start_server(clock=ManualClock())`` drives every timestamp of the server).
+    """
+
+    def __call__(self) -> float:
+        """The same as :meth:`now`."""
+        ...
 
     def now(self) -> float:
         """Seconds since the Unix epoch."""
@@ -40,6 +48,12 @@ class _Waiters:
     def __init__(self) -> None:
         self._cond = threading.Condition()
 
+    def now(self) -> float:
+        raise NotImplementedError
+
+    def __call__(self) -> float:
+        return self.now()
+
     def interrupt(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -59,12 +73,14 @@ class _Waiters:
 
 
 class RealClock(_Waiters):
-    """``time.time()``; waits really wait."""
+    """``time.time()`` (or another real-time function); waits really wait."""
 
-    is_manual = False
+    def __init__(self, time_fn: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self._time = time_fn
 
     def now(self) -> float:
-        return time.time()
+        return self._time()
 
     def sleep_until(self, deadline: float, stop: Callable[[], bool]) -> bool:
         return self._wait(self.now, deadline, stop)
@@ -75,8 +91,6 @@ class ManualClock(_Waiters):
 
     It starts at a fixed, realistic Unix time so timestamps look like the hosted API's.
     """
-
-    is_manual = True
 
     def __init__(self, start: float = 1_714_000_000.0) -> None:
         super().__init__()
@@ -100,3 +114,10 @@ class ManualClock(_Waiters):
     def _timeout(self, left: float) -> float | None:
         # Only advance() or interrupt() can end the wait: never time out on real time.
         return None
+
+
+def as_clock(time_fn: Callable[[], float]) -> Clock:
+    """``time_fn`` itself when it is a :class:`Clock`, else a real clock reading it."""
+    if isinstance(time_fn, RealClock | ManualClock):
+        return time_fn
+    return RealClock(time_fn)

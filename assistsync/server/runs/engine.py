@@ -33,18 +33,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import sqlite3
-import string
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from assistsync.server.runs.clock import Clock, RealClock
+from assistsync.server.db import Database, Schema, dumps, new_id
+from assistsync.server.runs.clock import Clock, as_clock
 from assistsync.server.runs.echo import EchoModel
 from assistsync.server.runs.events import ENDS_STREAM, Event, Subscription
 from assistsync.server.runs.model import (
@@ -70,8 +68,11 @@ TERMINAL = ("completed", "failed", "cancelled", "expired")
 DEFAULT_RUN_EXPIRY_S = 600
 RESTARTED = "the server restarted during this run"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+SCHEMA = Schema(
+    "runs",
+    (
+        """
+CREATE TABLE runs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     thread_id TEXT NOT NULL,
@@ -81,9 +82,9 @@ CREATE TABLE IF NOT EXISTS runs (
     body TEXT NOT NULL,
     usage TEXT NOT NULL DEFAULT '[0, 0]'
 );
-CREATE INDEX IF NOT EXISTS runs_order ON runs (thread_id, created_at, seq);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE TABLE IF NOT EXISTS run_steps (
+CREATE INDEX runs_order ON runs (thread_id, created_at, seq);
+CREATE INDEX runs_status ON runs (status);
+CREATE TABLE run_steps (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     run_id TEXT NOT NULL,
@@ -91,29 +92,13 @@ CREATE TABLE IF NOT EXISTS run_steps (
     body TEXT NOT NULL,
     usage TEXT
 );
-CREATE INDEX IF NOT EXISTS run_steps_order ON run_steps (run_id, created_at, seq);
-"""
+CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq);
+""",
+    ),
+)
 """The engine's tables: each object's public JSON in ``body``, plus the columns queries need.
 ``usage`` holds what the public object does not show yet (a run's running total; the usage of
 a tool-calls step still waiting for its outputs)."""
-
-_ALPHABET = string.ascii_letters + string.digits
-
-
-def _new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-class Database(Protocol):
-    """The server's database: one transaction at a time, on one SQLite connection."""
-
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on an exception), holding the database lock."""
-        ...
 
 
 class Messages(Protocol):
@@ -200,7 +185,7 @@ class _Pending:
     events: list[tuple[str, Event]]
 
     def add(self, run_id: str, name: str, data: Json) -> None:
-        self.events.append((run_id, (name, _dump(data))))
+        self.events.append((run_id, (name, dumps(data))))
 
 
 class RunEngine:
@@ -223,7 +208,7 @@ class RunEngine:
             raise ValueError("run_expiry_s must be at least 1")
         self.db = db
         self.messages = messages
-        self.clock: Clock = clock or RealClock()
+        self.clock: Clock = clock or as_clock(db.clock)
         self.models: ModelSource = models or _echo_for_every_model
         self.workers = max_concurrent_runs or default_workers()
         if self.workers < 1:
@@ -236,20 +221,12 @@ class RunEngine:
         self._busy: set[str] = set()  # runs a worker is executing now
         self._stop_runs: set[str] = set()  # ... and that it should stop (cancelled, expired)
         self._subs: dict[str, list[Subscription]] = {}
-        self._changed = threading.Condition()
-        self._generation = 0  # counts published changes (see wait_for_change)
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
         """Tracebacks of unexpected failures inside workers (each also failed its run)."""
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def install(self, db: sqlite3.Connection) -> None:
-        """Create the engine's tables (idempotent; safe inside a transaction)."""
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
 
     def start(self) -> None:
         """Recover runs left by a previous process, then start the workers (and timer)."""
@@ -274,7 +251,7 @@ class RunEngine:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
-        stopping = _dump(
+        stopping = dumps(
             {
                 "code": "server_error",
                 "message": "The server is shutting down; the run continues when it restarts "
@@ -345,11 +322,11 @@ class RunEngine:
 
     def get_run(self, thread_id: str, run_id: str) -> Json:
         """The run as it is now (expiring it first if its time has passed)."""
-        with self.db.transaction() as db:
+        with self.db.read() as db:
             run = self._run_row(db, thread_id, run_id)
         if run["status"] in ACTIVE and self._is_due(run):
             self.tick()
-            with self.db.transaction() as db:
+            with self.db.read() as db:
                 run = self._run_row(db, thread_id, run_id)
         return run
 
@@ -362,21 +339,13 @@ class RunEngine:
         interval later. (Real time on purpose: this bounds how long a request is held.)
         """
         deadline = time.monotonic() + timeout
+        seen = self.db.generation
         while True:
-            with self._changed:
-                generation = self._generation
             run = self.get_run(thread_id, run_id)
             left = deadline - time.monotonic()
             if done(run) or left <= 0 or self._stopping:
                 return run
-            with self._changed:
-                if generation == self._generation:
-                    self._changed.wait(left)
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
+            seen = self.db.wait_for_change(seen, left)
 
     def step_rows(self, db: sqlite3.Connection, run_id: str) -> list[Json]:
         """Every step of the run, oldest first."""
@@ -394,7 +363,7 @@ class RunEngine:
         """A transaction whose events are published after it commits (under the order lock)."""
         pending = _Pending([])
         with self._order:
-            with self.db.transaction() as db:
+            with self.db.write() as db:
                 yield db, pending
             self._publish(pending)
 
@@ -411,7 +380,7 @@ class RunEngine:
         run's ``additional_messages``). ``subscription`` receives every event of the run from
         ``thread.run.created`` on. Raises :class:`ThreadBusy` when the thread has an active run.
         """
-        run_id = _new_id("run_")
+        run_id = new_id("run_")
         now = self._now()
         with self._commit() as (db, pending):
             active = self.active_run(db, new.thread_id)
@@ -423,7 +392,7 @@ class RunEngine:
             db.execute(
                 "INSERT INTO runs (id, thread_id, created_at, status, expires_at, body) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, new.thread_id, now, "queued", run["expires_at"], _dump(run)),
+                (run_id, new.thread_id, now, "queued", run["expires_at"], dumps(run)),
             )
             if subscription is not None:
                 self._subs.setdefault(run_id, []).append(subscription)
@@ -732,19 +701,19 @@ class RunEngine:
     def _save(db: sqlite3.Connection, run: Json) -> None:
         db.execute(
             "UPDATE runs SET status = ?, expires_at = ?, body = ? WHERE id = ?",
-            (run["status"], run["expires_at"], _dump(run), run["id"]),
+            (run["status"], run["expires_at"], dumps(run), run["id"]),
         )
 
     @staticmethod
     def _save_step(db: sqlite3.Connection, step: Json) -> None:
-        db.execute("UPDATE run_steps SET body = ? WHERE id = ?", (_dump(step), step["id"]))
+        db.execute("UPDATE run_steps SET body = ? WHERE id = ?", (dumps(step), step["id"]))
 
     def _add_usage(self, db: sqlite3.Connection, run_id: str, usage: tuple[int, int]) -> None:
         row = db.execute("SELECT usage FROM runs WHERE id = ?", (run_id,)).fetchone()
         prompt, completion = json.loads(row["usage"])
         db.execute(
             "UPDATE runs SET usage = ? WHERE id = ?",
-            (_dump([prompt + usage[0], completion + usage[1]]), run_id),
+            (dumps([prompt + usage[0], completion + usage[1]]), run_id),
         )
 
     def _new_step(
@@ -756,7 +725,7 @@ class RunEngine:
         usage: tuple[int, int] | None = None,
     ) -> Json:
         step = {
-            "id": _new_id("step_"),
+            "id": new_id("step_"),
             "object": "thread.run.step",
             "created_at": now,
             "run_id": run["id"],
@@ -775,7 +744,7 @@ class RunEngine:
         }
         db.execute(
             "INSERT INTO run_steps (id, run_id, created_at, body, usage) VALUES (?, ?, ?, ?, ?)",
-            (step["id"], run["id"], now, _dump(step), _dump(list(usage)) if usage else None),
+            (step["id"], run["id"], now, dumps(step), dumps(list(usage)) if usage else None),
         )
         return step
 
@@ -848,12 +817,11 @@ class RunEngine:
             ):
                 for sub in self._subs.pop(run_id, []):
                     sub.end()
-        self._notify()
 
     def publish_delta(self, run_id: str, name: str, data: Json) -> None:
         """Publish an event that is not part of a transaction (a message delta)."""
         with self._order:
-            self._publish(_Pending([(run_id, (name, _dump(data)))]))
+            self._publish(_Pending([(run_id, (name, dumps(data)))]))
 
 
 def _error_follows(pending: _Pending, run_id: str, event: Event) -> bool:
@@ -1041,7 +1009,7 @@ class _TurnWriter:
     ) -> None:
         calls: list[Json] = [
             {
-                "id": _new_id("call_"),
+                "id": new_id("call_"),
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments, "output": None},
             }

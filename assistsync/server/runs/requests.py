@@ -14,16 +14,17 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from assistsync.server.errors import bad_request
-from assistsync.server.schemas import (
-    MAX_INSTRUCTIONS,
+from assistsync.server.assistants import MAX_INSTRUCTIONS
+from assistsync.server.common import (
+    Body,
     Tool,
-    _Body,
-    _check_metadata,
-    _check_response_format,
-    _check_tools,
-    validate,
+    check_metadata,
+    check_tools,
+    dump_tools,
+    response_format_value,
 )
+from assistsync.server.framework.errors import bad_request
+from assistsync.server.framework.validation import validate
 
 MAX_RUN_TOOLS = 20
 MIN_MAX_TOKENS = 256
@@ -32,14 +33,14 @@ NAMED_TOOL_TYPES = ("function", "code_interpreter", "retrieval")
 Json = dict[str, Any]
 
 
-class TruncationStrategy(_Body):
+class TruncationStrategy(Body):
     """``TruncationObject``."""
 
     type: Literal["auto", "last_messages"]
     last_messages: int | None = Field(default=None, ge=1)
 
 
-class _RunSettings(_Body):
+class _RunSettings(Body):
     model: str | None = None
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS)
     tools: list[Tool] | None = Field(default=None, max_length=MAX_RUN_TOOLS)
@@ -72,7 +73,7 @@ class CreateThreadAndRunRequest(_RunSettings):
     thread: Json | None = None
 
 
-class ToolOutput(_Body):
+class ToolOutput(Body):
     """One item of ``tool_outputs``; the spec marks neither field required, but an output
     without the call it answers can never be accepted."""
 
@@ -80,14 +81,14 @@ class ToolOutput(_Body):
     output: str = ""
 
 
-class SubmitToolOutputsRequest(_Body):
+class SubmitToolOutputsRequest(Body):
     """``SubmitToolOutputsRunRequest``."""
 
     tool_outputs: list[ToolOutput]
     stream: bool | None = None
 
 
-class ModifyRunRequest(_Body):
+class ModifyRunRequest(Body):
     """``ModifyRunRequest``: only metadata."""
 
     metadata: dict[str, Any] | None = None
@@ -116,15 +117,15 @@ def parse_modify(data: Json) -> Json:
     """A modify-run body: the new metadata (``{}`` when null or absent)."""
     request = validate(ModifyRunRequest, data)
     if request.metadata is not None:
-        _check_metadata(request.metadata)
+        check_metadata(request.metadata)
     return request.metadata or {}
 
 
 def _check_settings(request: _RunSettings) -> None:
     if request.tools is not None:
-        _check_tools(request.tools)
+        check_tools(request.tools)
     if request.metadata is not None:
-        _check_metadata(request.metadata)
+        check_metadata(request.metadata)
     if request.model is not None and not request.model:
         raise bad_request("Invalid 'model': must be a non-empty model id.", "model")
 
@@ -178,11 +179,7 @@ def run_fields(request: _RunSettings, assistant: Json, additional: str | None = 
     is appended after a blank line; the result is always a string.
     """
     given = request.model_fields_set
-    tools = (
-        [tool.model_dump(exclude_unset=True) for tool in request.tools]
-        if request.tools is not None
-        else list(assistant["tools"])
-    )
+    tools = dump_tools(request.tools) if request.tools is not None else list(assistant["tools"])
     instructions = (
         request.instructions
         if request.instructions is not None
@@ -191,7 +188,7 @@ def run_fields(request: _RunSettings, assistant: Json, additional: str | None = 
     if additional:
         instructions = f"{instructions}\n\n{additional}" if instructions else additional
     response_format = (
-        _check_response_format(request.response_format)
+        response_format_value(request.response_format)
         if "response_format" in given and request.response_format is not None
         else assistant.get("response_format") or "auto"
     )
