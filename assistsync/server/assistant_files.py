@@ -15,7 +15,7 @@ from assistsync.server.assistants import (
     live_assistant,
 )
 from assistsync.server.common import Body, page_query, plain
-from assistsync.server.db import Json, Page, page_rows
+from assistsync.server.db import Json, page
 from assistsync.server.framework.errors import bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.framework.validation import validate
@@ -57,8 +57,9 @@ def _list(request: Request[Context]) -> Response:
     assistant_id = request.params["assistant_id"]
     with request.context.db.read() as db:
         live_assistant(db, assistant_id)
-        rows, has_more = page_rows(
+        found = page(
             db,
+            render_assistant_file,
             table="assistant_files",
             id_column="file_id",
             scope="assistant_id = ?",
@@ -66,7 +67,7 @@ def _list(request: Request[Context]) -> Response:
             query=query,
             noun="file attached to this assistant",
         )
-        return Response(Page([render_assistant_file(row) for row in rows], has_more).envelope())
+        return Response(found.envelope())
 
 
 def _attach(request: Request[Context]) -> Response:

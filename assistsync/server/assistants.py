@@ -268,6 +268,7 @@ def list_assistants(database: Database, query: PageQuery) -> Page:
         rows, has_more = page_rows(
             db, table="assistants", visible="deleted = 0", query=query, noun="assistant"
         )
+        # One query for the file ids of the whole page, not one per assistant.
         files = file_ids_of(db, [row["id"] for row in rows])
         return Page([render_assistant(row, files[row["id"]]) for row in rows], has_more)
 

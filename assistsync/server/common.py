@@ -99,22 +99,25 @@ def dump_tools(tools: Sequence[AnyTool]) -> list[dict[str, Any]]:
     return [tool.model_dump(exclude_unset=True) for tool in tools]
 
 
-def check_metadata(metadata: dict[str, Any]) -> None:
-    """At most 16 pairs, keys up to 64 characters, values strings up to 512."""
+def check_metadata(metadata: dict[str, Any], where: str = "metadata") -> None:
+    """At most 16 pairs, keys up to 64 characters, values strings up to 512.
+
+    ``where`` is the field's path (``metadata``, ``messages[0].metadata``).
+    """
     if len(metadata) > MAX_METADATA_PAIRS:
         raise bad_request(
-            f"Invalid 'metadata': too many properties. Expected an object with at most "
+            f"Invalid '{where}': too many properties. Expected an object with at most "
             f"{MAX_METADATA_PAIRS} properties, but got an object with {len(metadata)} "
             "properties instead.",
-            "metadata",
+            where,
         )
     for key, value in metadata.items():
-        param = f"metadata.{key}"
+        param = f"{where}.{key}"
         if len(key) > MAX_METADATA_KEY:
             raise bad_request(
-                f"Invalid 'metadata': key {key[:16]!r}... is {len(key)} characters long; keys "
+                f"Invalid '{where}': key {key[:16]!r}... is {len(key)} characters long; keys "
                 f"can be at most {MAX_METADATA_KEY} characters.",
-                "metadata",
+                where,
             )
         if not isinstance(value, str):
             raise bad_request(
@@ -130,23 +133,24 @@ def check_metadata(metadata: dict[str, Any]) -> None:
             )
 
 
-def metadata_value(metadata: dict[str, Any] | None) -> dict[str, Any]:
+def metadata_value(metadata: dict[str, Any] | None, where: str = "metadata") -> dict[str, Any]:
     """Checked metadata; null (absent) is ``{}``."""
     if metadata is None:
         return {}
-    check_metadata(metadata)
+    check_metadata(metadata, where)
     return metadata
 
 
-def check_unique_file_ids(file_ids: Sequence[str], what: str) -> None:
-    """No file id twice (``what`` ends the message: "to an assistant", "to a message")."""
+def check_unique_file_ids(file_ids: Sequence[str], what: str, where: str = "file_ids") -> None:
+    """No file id twice (``what`` ends the message: "to an assistant", "to a message";
+    ``where`` is the list's path)."""
     seen: set[str] = set()
     for index, file_id in enumerate(file_ids):
         if file_id in seen:
             raise bad_request(
-                f"Invalid 'file_ids': duplicate file id '{file_id}'; each file can be attached "
+                f"Invalid '{where}': duplicate file id '{file_id}'; each file can be attached "
                 f"{what} only once.",
-                f"file_ids[{index}]",
+                f"{where}[{index}]",
             )
         seen.add(file_id)
 

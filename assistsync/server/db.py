@@ -286,6 +286,12 @@ def parse_page(params: Mapping[str, str]) -> PageQuery:
     )
 
 
+def page(db: sqlite3.Connection, render: Callable[[sqlite3.Row], Json], **where: Any) -> Page:
+    """One page of :func:`page_rows` (same keyword arguments), each row rendered."""
+    rows, has_more = page_rows(db, **where)
+    return Page([render(row) for row in rows], has_more)
+
+
 def page_rows(
     db: sqlite3.Connection,
     *,
@@ -294,6 +300,7 @@ def page_rows(
     scope: str = "1 = 1",
     scope_args: Sequence[Any] = (),
     visible: str = "1 = 1",
+    visible_args: Sequence[Any] = (),
     query: PageQuery,
     noun: str,
 ) -> tuple[list[sqlite3.Row], bool]:
@@ -301,12 +308,12 @@ def page_rows(
 
     ``table`` needs ``seq`` and ``created_at`` columns. ``scope`` (SQL with ``?`` for
     ``scope_args``) restricts both the rows and the cursor lookup (e.g. one thread's messages);
-    ``visible`` only the rows, so a tombstoned cursor still marks a position. An unknown cursor
-    is a 400 naming ``noun``.
+    ``visible`` (with ``visible_args``) only the rows, so a tombstoned or filtered-out cursor
+    still marks a position. An unknown cursor is a 400 naming ``noun``.
     """
     ascending = query.order == "asc"
     conds = [scope, visible]
-    args: list[Any] = list(scope_args)
+    args: list[Any] = [*scope_args, *visible_args]
     for param, cursor, later in (
         ("after", query.after, ascending),
         ("before", query.before, not ascending),

@@ -74,11 +74,12 @@ def require_files(
 ) -> None:
     """Every id names an existing file (with ``purpose``, when given), else a 400.
 
-    ``param`` is ``file_ids`` (each error then names ``file_ids[i]``) or a single field name;
-    ``target`` completes "can be attached to ..." ("an assistant", "a message").
+    ``param`` names a list (``file_ids``, ``messages[0].file_ids``: each error then names
+    ``file_ids[i]``) or a single field (``file_id``); ``target`` completes "can be attached to
+    ..." ("an assistant", "a message").
     """
     for index, file_id in enumerate(file_ids):
-        where = f"{param}[{index}]" if param == "file_ids" else param
+        where = f"{param}[{index}]" if param.endswith("file_ids") else param
         row = db.execute("SELECT purpose FROM files WHERE id = ?", (file_id,)).fetchone()
         if row is None:
             raise bad_request(f"No file found with id '{file_id}'.", where)

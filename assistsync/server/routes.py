@@ -6,7 +6,7 @@ listed before it), and ``assistsync server --help`` lists the groups in it.
 
 from __future__ import annotations
 
-from assistsync.server import assistant_files, assistants, files
+from assistsync.server import assistant_files, assistants, files, messages, threads
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
 
@@ -14,6 +14,8 @@ GROUPS: tuple[Group, ...] = (
     files.GROUP,
     assistants.GROUP,
     assistant_files.GROUP,
+    threads.GROUP,
+    messages.GROUP,
 )
 """Every endpoint group, in schema and help order."""
 

@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from openapi_core import OpenAPI
 from openapi_core.configurations import Config
 from openapi_core.datatypes import RequestParameters
+from openapi_core.validation.request.exceptions import RequestValidationError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from assistsync.server import ServerHandle
@@ -166,3 +169,71 @@ def create_assistant(client: httpx.Client, **fields: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+@dataclass(frozen=True)
+class Case:
+    """An invalid request: the server must answer 400 naming ``param``; the spec's request
+    validation must reject it too where ``spec_rejects`` (else the rule is API.md's only)."""
+
+    id: str
+    method: str
+    path: str
+    param: str | None
+    spec_rejects: bool
+    json: Any = None
+    content: bytes | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+
+    def request(self, base_url: str, ids: dict[str, str]) -> httpx.Request:
+        kwargs: dict[str, Any] = {}
+        if self.json is not None:
+            kwargs["json"] = self.json
+        if self.content is not None:
+            kwargs["content"] = self.content
+        if self.files is not None:
+            kwargs["files"] = self.files
+        if self.data is not None:
+            kwargs["data"] = self.data
+        return httpx.Request(
+            self.method,
+            base_url + self.path.format(**ids),
+            params={
+                k: (v.format(**ids) if isinstance(v, str) else v) for k, v in self.params.items()
+            },
+            headers={**AUTH, **BETA, **self.headers},
+            **_fill(kwargs, ids),
+        )
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    """Substitute ``{asst}``/``{file}``/... placeholders (keys of ``ids``) inside JSON bodies."""
+    if isinstance(value, str):
+        return value.format(**ids) if "{" in value and value.strip("{}") in ids else value
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    return value
+
+
+def assert_rejected(client: httpx.Client, base_url: str, case: Case, ids: dict[str, str]) -> None:
+    """The server answers ``case`` with a 400 ``invalid_request_error`` naming its ``param``."""
+    response = client.send(case.request(base_url, ids))
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == case.param, error
+
+
+def assert_spec_verdict(spec: OpenAPI, case: Case, ids: dict[str, str]) -> None:
+    """The spec rejects ``case`` where ``spec_rejects``, and accepts it otherwise."""
+    request = SpecRequest(case.request(SPEC_HOST + "/v1", ids))
+    if case.spec_rejects:
+        with pytest.raises(RequestValidationError):
+            spec.validate_request(request)
+    else:
+        spec.validate_request(request)

@@ -88,7 +88,7 @@ def test_assistants_need_the_beta_header(server: ServerHandle) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/nope", "/assistants/asst_1/files/file_1/extra", "/threads", "/assistants/"]
+    "path", ["/nope", "/assistants/asst_1/files/file_1/extra", "/vector_stores", "/assistants/"]
 )
 def test_unknown_route_is_404(client: httpx.Client, path: str) -> None:
     response = client.get(path)

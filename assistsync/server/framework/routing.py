@@ -143,8 +143,14 @@ class Request(Generic[C]):
     body: BodyReader
     context: C
 
-    def json(self) -> dict[str, Any]:
-        """The body as a JSON object; 400 unless it is ``application/json`` and parses."""
+    def json(self, *, optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object; 400 unless it is ``application/json`` and parses.
+
+        With ``optional`` (operations whose body the spec does not require), an empty body
+        without a content type is ``{}``.
+        """
+        if optional and self.body.exhausted and not self.headers.get("content-type"):
+            return {}
         media, _ = parse_options_header(self.headers.get("content-type"))
         if media != b"application/json":
             shown = self.headers.get("content-type") or "none"

@@ -90,6 +90,11 @@ def _from_pydantic(exc: ValidationError, data: Any) -> ApiError:
             f"Invalid {where}: string too long. Expected a string with maximum length "
             f"{ctx['max_length']}, but got a string with length {len(given)} instead."
         )
+    elif kind == "string_too_short":
+        message = (
+            f"Invalid {where}: string too short. Expected a string with minimum length "
+            f"{ctx['min_length']}, but got a string with length {len(given)} instead."
+        )
     elif kind == "too_long":
         message = (
             f"Invalid {where}: array too long. Expected an array with maximum length "
