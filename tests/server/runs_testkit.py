@@ -8,15 +8,32 @@ without mocking anything of ours.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import queue
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
+from openapi_schema_validator import OAS30Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+from ruamel.yaml import YAML
+from server_testkit import (
+    AUTH,
+    BETA,
+    REQUEST_ID,
+    SPEC_DIR,
+    ServerFactory,
+    check_response,
+)
+
 from assistsync.server.db import Database, Schema
 from assistsync.server.runs.clock import ManualClock
+from assistsync.server.runs.endpoints import engine_of
 from assistsync.server.runs.engine import SCHEMA, NewRun, RunEngine
 from assistsync.server.runs.events import Subscription
 
@@ -226,3 +243,114 @@ def drain(subscription: Subscription) -> list[tuple[str, Json]]:
         if event is None:
             return events
         events.append((event[0], json.loads(event[1])))
+
+
+# -- over HTTP ----------------------------------------------------------------------------------
+
+YAML_SPEC = SPEC_DIR / "openapi-2.0.0-assistants-v1.yaml"
+
+
+@functools.cache
+def _event_validators() -> dict[str, Any] | None:
+    """One validator per stream event name, from the published YAML's event schemas."""
+    if not YAML_SPEC.is_file():
+        return None
+    with warnings.catch_warnings():
+        # The published YAML reuses anchor names; only ruamel's pure loader accepts that.
+        warnings.simplefilter("ignore")
+        doc = YAML(typ="safe", pure=True).load(YAML_SPEC.read_text())
+    registry = Registry().with_resource(
+        "spec", Resource.from_contents(doc, default_specification=DRAFT4)
+    )
+    validators: dict[str, Any] = {}
+    schemas = doc["components"]["schemas"]
+    for group in (
+        "ThreadStreamEvent",
+        "RunStreamEvent",
+        "RunStepStreamEvent",
+        "MessageStreamEvent",
+    ):
+        for index, branch in enumerate(schemas[group]["oneOf"]):
+            for name in branch["properties"]["event"]["enum"]:
+                ref = {"$ref": f"spec#/components/schemas/{group}/oneOf/{index}"}
+                validators[name] = OAS30Validator(ref, registry=registry)
+    for name, schema in (("error", "ErrorEvent"), ("done", "DoneEvent")):
+        validators[name] = OAS30Validator(
+            {"$ref": f"spec#/components/schemas/{schema}"}, registry=registry
+        )
+    return validators
+
+
+def event_schema_errors(name: str, data: Any) -> list[str]:
+    """Why ``{event: name, data}`` does not match the spec's event schemas (empty: it does).
+
+    Without the YAML spec nothing can be checked and the list is empty.
+    """
+    validators = _event_validators()
+    if validators is None:
+        return []
+    validator = validators.get(name)
+    if validator is None:
+        return [f"the spec has no event named {name!r}"]
+    return [e.message for e in validator.iter_errors({"event": name, "data": data})]
+
+
+def parse_sse(text: str) -> list[tuple[str, Any]]:
+    """``(event, data)`` pairs of a server-sent event stream (data parsed unless ``[DONE]``);
+    comments (keep-alives) are skipped."""
+    events: list[tuple[str, Any]] = []
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        fields = dict(line.split(": ", 1) for line in lines)
+        assert set(fields) == {"event", "data"}, block
+        data = fields["data"]
+        events.append((fields["event"], data if data == "[DONE]" else json.loads(data)))
+    return events
+
+
+def check_stream(response: httpx.Response) -> list[tuple[str, Any]]:
+    """The events of a streamed response, each checked against the spec, ending with done."""
+    response.read()
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/event-stream"
+    assert REQUEST_ID.fullmatch(response.headers.get("x-request-id", ""))
+    events = parse_sse(response.text)
+    for name, data in events:
+        assert not event_schema_errors(name, data), (name, data, event_schema_errors(name, data))
+    assert events[-1] == ("done", "[DONE]")
+    return events[:-1]
+
+
+def check_any(response: httpx.Response) -> None:
+    """``check_response`` for JSON answers, :func:`check_stream` for event streams."""
+    if response.headers.get("content-type") == "text/event-stream":
+        check_stream(response)
+    else:
+        check_response(response)
+
+
+class RunServer:
+    """A server on a manual clock, and what tests need to drive its runs."""
+
+    def __init__(self, make_server: ServerFactory, **kwargs: Any) -> None:
+        self.clock = ManualClock()
+        self.handle = make_server(clock=self.clock, **kwargs)
+        self.engine = engine_of(self.handle.context)
+
+    def advance(self, seconds: float) -> None:
+        """Move time on and let the engine expire what is due."""
+        self.clock.advance(seconds)
+        self.engine.tick()
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """A client checking every response, JSON or stream, against the spec."""
+        headers = {**AUTH, **BETA, **kwargs.pop("headers", {})}
+        return httpx.Client(
+            base_url=self.handle.base_url,
+            headers=headers,
+            event_hooks={"response": [check_any]},
+            timeout=WAIT_S,
+            **kwargs,
+        )

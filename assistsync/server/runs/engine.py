@@ -38,8 +38,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Any
 
 from assistsync.server.db import Database, Schema, dumps, new_id
 from assistsync.server.runs.clock import Clock, as_clock
@@ -59,6 +59,7 @@ from assistsync.server.runs.model import (
     Usage,
     truncate,
 )
+from assistsync.server.runs.ports import Messages
 
 Json = dict[str, Any]
 
@@ -99,35 +100,6 @@ CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq);
 """The engine's tables: each object's public JSON in ``body``, plus the columns queries need.
 ``usage`` holds what the public object does not show yet (a run's running total; the usage of
 a tool-calls step still waiting for its outputs)."""
-
-
-class Messages(Protocol):
-    """What the engine needs from the messages endpoint group (all calls inside a transaction).
-
-    Messages are returned as their public objects (``thread.message``).
-    """
-
-    def thread_messages(self, db: sqlite3.Connection, thread_id: str) -> list[Json]:
-        """Every message of the thread, oldest first."""
-        ...
-
-    def create_assistant_message(
-        self, db: sqlite3.Connection, thread_id: str, assistant_id: str, run_id: str, now: int
-    ) -> Json:
-        """A new ``in_progress`` assistant message with empty content."""
-        ...
-
-    def finish_assistant_message(
-        self,
-        db: sqlite3.Connection,
-        message_id: str,
-        text: str | None,
-        now: int,
-        incomplete_reason: str | None,
-    ) -> Json:
-        """Set the text (``None`` keeps it) and end the message: ``completed``, or
-        ``incomplete`` with ``incomplete_details.reason`` when a reason is given."""
-        ...
 
 
 def default_workers() -> int:
@@ -371,28 +343,30 @@ class RunEngine:
         self,
         new: NewRun,
         *,
-        prepare: Callable[[sqlite3.Connection], None] | None = None,
+        prepare: Callable[[sqlite3.Connection], str | None] | None = None,
         subscription: Subscription | None = None,
     ) -> Json:
         """Create a queued run and hand it to the workers.
 
-        Inside the same transaction, after the thread-lock check: ``prepare`` (e.g. add the
-        run's ``additional_messages``). ``subscription`` receives every event of the run from
-        ``thread.run.created`` on. Raises :class:`ThreadBusy` when the thread has an active run.
+        Inside the same transaction, after the thread-lock check: ``prepare`` (add the run's
+        ``additional_messages``; or create the thread, returning its id, when ``new`` has none).
+        ``subscription`` receives every event of the run from ``thread.run.created`` on.
+        Raises :class:`ThreadBusy` when the thread has an active run.
         """
         run_id = new_id("run_")
         now = self._now()
+        thread_id = new.thread_id
         with self._commit() as (db, pending):
-            active = self.active_run(db, new.thread_id)
+            active = self.active_run(db, thread_id) if thread_id else None
             if active is not None:
-                raise ThreadBusy(f"Thread {new.thread_id} already has an active run {active}.")
+                raise ThreadBusy(f"Thread {thread_id} already has an active run {active}.")
             if prepare is not None:
-                prepare(db)
-            run = self._new_run_object(run_id, new, now)
+                thread_id = prepare(db) or thread_id
+            run = self._new_run_object(run_id, replace(new, thread_id=thread_id), now)
             db.execute(
                 "INSERT INTO runs (id, thread_id, created_at, status, expires_at, body) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, new.thread_id, now, "queued", run["expires_at"], dumps(run)),
+                (run_id, thread_id, now, "queued", run["expires_at"], dumps(run)),
             )
             if subscription is not None:
                 self._subs.setdefault(run_id, []).append(subscription)
@@ -521,6 +495,14 @@ class RunEngine:
     def tick(self) -> None:
         """Expire every active run whose ``expires_at`` has passed."""
         now = self._now()
+        with self.db.read() as db:
+            due = db.execute(
+                "SELECT 1 FROM runs WHERE status IN ('queued', 'in_progress', "
+                "'requires_action') AND expires_at <= ? LIMIT 1",
+                (now,),
+            ).fetchone()
+        if due is None:
+            return
         stop: list[str] = []
         with self._commit() as (db, pending):
             for row in db.execute(
