@@ -134,27 +134,21 @@ def _create(request: Request[Context]) -> Response:
     context = request.context
     engine, threads = engine_of(context), threads_of(context)
     thread_id = request.params["thread_id"]
-    with context.db.read() as db:
-        threads.require_thread(db, thread_id)
     body = parse_create_run(request.json())
-    with context.db.read() as db:
+
+    def describe(db: sqlite3.Connection) -> NewRun:
+        # Inside the run's transaction: one lock acquisition for every check and write.
+        threads.require_thread(db, thread_id)
         assistant = _assistant(db, body.assistant_id)
-    fields = run_fields(body, assistant, body.additional_instructions)
-    additional = body.additional_messages
+        fields = run_fields(body, assistant, body.additional_instructions)
+        return NewRun(thread_id, assistant["id"], fields)
 
     def prepare(db: sqlite3.Connection) -> None:
-        if additional:
-            threads.add_messages(db, thread_id, additional, "additional_messages")
-        return
+        if body.additional_messages:
+            threads.add_messages(db, thread_id, body.additional_messages, "additional_messages")
 
     subscription = Subscription() if body.stream else None
-    run = _errors(
-        lambda: engine.create_run(
-            NewRun(thread_id, assistant["id"], fields),
-            prepare=prepare,
-            subscription=subscription,
-        )
-    )
+    run = _errors(lambda: engine.create_run(describe, prepare=prepare, subscription=subscription))
     if subscription is not None:
         return _stream(engine, run["id"], subscription)
     return Response(run)
@@ -165,10 +159,11 @@ def _create_thread_and_run(request: Request[Context]) -> Response:
     context = request.context
     engine, threads = engine_of(context), threads_of(context)
     body = parse_create_thread_and_run(request.json())
-    with context.db.read() as db:
-        assistant = _assistant(db, body.assistant_id)
-    fields = run_fields(body, assistant)
     subscription = Subscription() if body.stream else None
+
+    def describe(db: sqlite3.Connection) -> NewRun:
+        assistant = _assistant(db, body.assistant_id)
+        return NewRun("", assistant["id"], run_fields(body, assistant))
 
     def prepare(db: sqlite3.Connection) -> str:
         thread = threads.create_thread(db, body.thread, "thread")
@@ -176,11 +171,7 @@ def _create_thread_and_run(request: Request[Context]) -> Response:
             subscription.put(("thread.created", dumps(thread)))
         return str(thread["id"])
 
-    run = _errors(
-        lambda: engine.create_run(
-            NewRun("", assistant["id"], fields), prepare=prepare, subscription=subscription
-        )
-    )
+    run = _errors(lambda: engine.create_run(describe, prepare=prepare, subscription=subscription))
     if subscription is not None:
         return _stream(engine, run["id"], subscription)
     return Response(run)

@@ -193,6 +193,7 @@ class RunEngine:
         self._busy: set[str] = set()  # runs a worker is executing now
         self._stop_runs: set[str] = set()  # ... and that it should stop (cancelled, expired)
         self._subs: dict[str, list[Subscription]] = {}
+        self._waiters: dict[str, list[threading.Event]] = {}  # see wait_for
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self.errors: list[str] = []
@@ -220,6 +221,10 @@ class RunEngine:
             self._stopping = True
             self._queue_cond.notify_all()
         self.clock.interrupt()
+        with self._order:
+            for waiting in self._waiters.values():
+                for waiter in waiting:
+                    waiter.set()
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
@@ -311,13 +316,24 @@ class RunEngine:
         interval later. (Real time on purpose: this bounds how long a request is held.)
         """
         deadline = time.monotonic() + timeout
-        seen = self.db.generation
         while True:
-            run = self.get_run(thread_id, run_id)
-            left = deadline - time.monotonic()
-            if done(run) or left <= 0 or self._stopping:
-                return run
-            seen = self.db.wait_for_change(seen, left)
+            # Registered before the read, so a change committed in between still wakes us.
+            waiter = threading.Event()
+            with self._order:
+                self._waiters.setdefault(run_id, []).append(waiter)
+            try:
+                run = self.get_run(thread_id, run_id)
+                left = deadline - time.monotonic()
+                if done(run) or left <= 0 or self._stopping:
+                    return run
+                waiter.wait(left)
+            finally:
+                with self._order:
+                    waiting = self._waiters.get(run_id, [])
+                    if waiter in waiting:
+                        waiting.remove(waiter)
+                    if not waiting:
+                        self._waiters.pop(run_id, None)
 
     def step_rows(self, db: sqlite3.Connection, run_id: str) -> list[Json]:
         """Every step of the run, oldest first."""
@@ -341,22 +357,26 @@ class RunEngine:
 
     def create_run(
         self,
-        new: NewRun,
+        new: NewRun | Callable[[sqlite3.Connection], NewRun],
         *,
         prepare: Callable[[sqlite3.Connection], str | None] | None = None,
         subscription: Subscription | None = None,
     ) -> Json:
         """Create a queued run and hand it to the workers.
 
-        Inside the same transaction, after the thread-lock check: ``prepare`` (add the run's
-        ``additional_messages``; or create the thread, returning its id, when ``new`` has none).
+        ``new`` may be a function of the transaction's connection (to read the thread and the
+        assistant under the same lock). Inside the same transaction, after the thread-lock
+        check: ``prepare`` (add the run's ``additional_messages``; or create the thread,
+        returning its id, when ``new`` has none).
         ``subscription`` receives every event of the run from ``thread.run.created`` on.
         Raises :class:`ThreadBusy` when the thread has an active run.
         """
         run_id = new_id("run_")
         now = self._now()
-        thread_id = new.thread_id
         with self._commit() as (db, pending):
+            if not isinstance(new, NewRun):
+                new = new(db)
+            thread_id = new.thread_id
             active = self.active_run(db, thread_id) if thread_id else None
             if active is not None:
                 raise ThreadBusy(f"Thread {thread_id} already has an active run {active}.")
@@ -789,6 +809,10 @@ class RunEngine:
         if not pending.events:
             return
         for run_id, event in pending.events:
+            if event[0].startswith("thread.run.") and "step" not in event[0]:
+                # The run's status changed: wake whoever waits on it (and only them).
+                for waiter in self._waiters.get(run_id, ()):
+                    waiter.set()
             subs = self._subs.get(run_id)
             if not subs:
                 continue
