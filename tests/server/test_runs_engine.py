@@ -226,7 +226,7 @@ def test_failure_sets_last_error_and_streams_an_error_event(rig: Rig) -> None:
         "code": "rate_limit_exceeded",
         "message": failed["last_error"]["message"],
         "param": None,
-        "type": "invalid_request_error",
+        "type": "requests",
     }
 
 

@@ -858,7 +858,10 @@ def _error_event(error: Json) -> Json:
         "code": error["code"],
         "message": error["message"],
         "param": None,
-        "type": "server_error" if error["code"] == "server_error" else "invalid_request_error",
+        # The envelope types this server answers the same conditions with over plain HTTP.
+        "type": {"server_error": "server_error", "rate_limit_exceeded": "requests"}.get(
+            error["code"], "invalid_request_error"
+        ),
     }
 
 
