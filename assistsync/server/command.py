@@ -171,6 +171,7 @@ def server_command(
     api_key: str | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
+    from assistsync.server.db import DatabaseUnavailable
     from assistsync.server.framework.faults import Faults
     from assistsync.server.routes import GROUPS
     from assistsync.server.runs.endpoints import RunOptions, configured
@@ -185,5 +186,7 @@ def server_command(
     try:
         groups = configured(GROUPS, RunOptions(max_concurrent_runs, run_expiry_s))
         serve_forever(host, port, db, api_key or None, faults, _log, groups=groups)
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
