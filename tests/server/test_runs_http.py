@@ -316,6 +316,11 @@ def test_modify_metadata(c: httpx.Client, runs: RunServer, assistant: Json) -> N
     changed = ok(c.post(f"/threads/{thread}/runs/{run['id']}", json={"metadata": {"a": "b"}}))
     assert changed["metadata"] == {"a": "b"}
     assert {**changed, "metadata": {}} == {**run, "metadata": {}}
+    # Nothing (or null) given: unchanged.
+    for body in ({}, {"metadata": None}):
+        assert ok(c.post(f"/threads/{thread}/runs/{run['id']}", json=body)) == changed
+    cleared = ok(c.post(f"/threads/{thread}/runs/{run['id']}", json={"metadata": {}}))
+    assert cleared["metadata"] == {}
 
 
 def test_not_found(c: httpx.Client, runs: RunServer, assistant: Json) -> None:

@@ -427,12 +427,13 @@ class RunEngine:
             "response_format": fields["response_format"],
         }
 
-    def modify_run(self, thread_id: str, run_id: str, metadata: Json) -> Json:
-        """Replace the run's metadata."""
+    def modify_run(self, thread_id: str, run_id: str, metadata: Json | None) -> Json:
+        """Replace the run's metadata (None leaves it as it is)."""
         with self._commit() as (db, _):
             run = self._run_row(db, thread_id, run_id)
-            run["metadata"] = metadata
-            self._save(db, run)
+            if metadata is not None:
+                run["metadata"] = metadata
+                self._save(db, run)
             return run
 
     def cancel_run(self, thread_id: str, run_id: str) -> Json:
