@@ -528,6 +528,14 @@ def test_faults_apply_to_runs(c: httpx.Client, runs: RunServer, assistant: Json)
     # The lost response's run was committed all the same.
     [run] = ok(c.get(f"/threads/{thread}/runs"))["data"]
     assert settle(runs, c, run)["status"] == "completed"
+    # A stream whose response is lost: the run goes on without its client.
+    runs.handle.faults.lose_next = 1
+    body = {"assistant_id": assistant["id"], "stream": True}
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post(f"/threads/{thread}/runs", json=body)
+    latest = ok(c.get(f"/threads/{thread}/runs"))["data"][0]
+    assert latest["id"] != run["id"]
+    assert settle(runs, c, latest)["status"] == "completed"
 
 
 def test_a_restart_keeps_waiting_runs_and_fails_running_ones(
