@@ -192,7 +192,10 @@ class RunEngine:
             raise ValueError("max_concurrent_runs must be at least 1")
         self.run_expiry_s = run_expiry_s
         self.tick_interval_s = tick_interval_s
+        # Held across "commit, then publish", so a run's events go out in commit order.
         self._order = threading.RLock()
+        # Guards the subscriptions and waiters only (never held while waiting for the database).
+        self._registry = threading.Lock()
         self._queue: list[str] = []
         self._queue_cond = threading.Condition()
         self._busy: set[str] = set()  # runs a worker is executing now
@@ -226,7 +229,7 @@ class RunEngine:
             self._stopping = True
             self._queue_cond.notify_all()
         self.clock.interrupt()
-        with self._order:
+        with self._registry:
             for waiting in self._waiters.values():
                 for waiter in waiting:
                     waiter.set()
@@ -242,7 +245,7 @@ class RunEngine:
                 "type": "server_error",
             }
         )
-        with self._order:
+        with self._registry:
             for subs in self._subs.values():
                 for sub in subs:
                     sub.put(("error", stopping))
@@ -251,7 +254,7 @@ class RunEngine:
 
     def unsubscribe(self, run_id: str, subscription: Subscription) -> None:
         """Stop delivering the run's events to ``subscription`` (its client went away)."""
-        with self._order:
+        with self._registry:
             subs = self._subs.get(run_id, [])
             if subscription in subs:
                 subs.remove(subscription)
@@ -324,7 +327,7 @@ class RunEngine:
         while True:
             # Registered before the read, so a change committed in between still wakes us.
             waiter = threading.Event()
-            with self._order:
+            with self._registry:
                 self._waiters.setdefault(run_id, []).append(waiter)
             try:
                 run = self.get_run(thread_id, run_id)
@@ -333,7 +336,7 @@ class RunEngine:
                     return run
                 waiter.wait(left)
             finally:
-                with self._order:
+                with self._registry:
                     waiting = self._waiters.get(run_id, [])
                     if waiter in waiting:
                         waiting.remove(waiter)
@@ -394,7 +397,7 @@ class RunEngine:
                 (run_id, thread_id, now, "queued", run["expires_at"], dumps(run)),
             )
             if subscription is not None:
-                self._subs.setdefault(run_id, []).append(subscription)
+                self._subscribe(run_id, subscription)
             pending.add(run_id, "thread.run.created", run)
             pending.add(run_id, "thread.run.queued", run)
         self._enqueue(run_id)
@@ -512,7 +515,7 @@ class RunEngine:
             run["required_action"] = None
             self._save(db, run)
             if subscription is not None:
-                self._subs.setdefault(run_id, []).append(subscription)
+                self._subscribe(run_id, subscription)
             pending.add(run_id, "thread.run.step.completed", step)
             pending.add(run_id, "thread.run.queued", run)
         self._enqueue(run_id)
@@ -816,29 +819,34 @@ class RunEngine:
         if last_error is not None:
             pending.add(run["id"], "error", _error_event(last_error))
 
+    def _subscribe(self, run_id: str, subscription: Subscription) -> None:
+        with self._registry:
+            self._subs.setdefault(run_id, []).append(subscription)
+
     def _publish(self, pending: _Pending) -> None:
         if not pending.events:
             return
-        for run_id, event in pending.events:
-            if event[0].startswith("thread.run.") and "step" not in event[0]:
-                # The run's status changed: wake whoever waits on it (and only them).
-                for waiter in self._waiters.get(run_id, ()):
-                    waiter.set()
-            subs = self._subs.get(run_id)
-            if not subs:
-                continue
-            for sub in subs:
-                sub.put(event)
-            if event[0] == "error" or (
-                event[0] in ENDS_STREAM and not _error_follows(pending, run_id, event)
-            ):
-                for sub in self._subs.pop(run_id, []):
-                    sub.end()
+        with self._registry:
+            for run_id, event in pending.events:
+                if event[0].startswith("thread.run.") and "step" not in event[0]:
+                    # The run's status changed: wake whoever waits on it (and only them).
+                    for waiter in self._waiters.get(run_id, ()):
+                        waiter.set()
+                subs = self._subs.get(run_id)
+                if not subs:
+                    continue
+                for sub in subs:
+                    sub.put(event)
+                if event[0] == "error" or (
+                    event[0] in ENDS_STREAM and not _error_follows(pending, run_id, event)
+                ):
+                    for sub in self._subs.pop(run_id, []):
+                        sub.end()
 
     def publish_delta(self, run_id: str, name: str, data: Json) -> None:
-        """Publish an event that is not part of a transaction (a message delta)."""
-        with self._order:
-            self._publish(_Pending([(run_id, (name, dumps(data)))]))
+        """Publish an event that is not part of a transaction (a message delta: only the
+        run's own worker publishes those, in order)."""
+        self._publish(_Pending([(run_id, (name, dumps(data)))]))
 
 
 def _error_follows(pending: _Pending, run_id: str, event: Event) -> bool:
