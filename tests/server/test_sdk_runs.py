@@ -8,6 +8,7 @@ http client also checks every response against the spec (streams event by event)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -328,3 +329,22 @@ def test_errors_reach_the_sdk_typed(sdk: OpenAI, assistant: Assistant) -> None:
     assert choice.value.param == "tool_choice.function.name"
     with pytest.raises(openai.NotFoundError):
         sdk.beta.threads.runs.cancel("run_nope", thread_id=thread.id)
+
+
+def test_the_readme_sandbox_example_works(
+    runs: RunServer, sdk: OpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Talk to your assistant in the sandbox", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    expected = code.strip().splitlines()[-1].removeprefix("# ")
+    sdk.beta.assistants.create(
+        model="gpt-4-turbo",
+        name="Order Helper",
+        tools=[{"type": "retrieval"}, FUNCTIONS[0]],  # type: ignore[list-item]
+    )
+    code = code.replace("http://127.0.0.1:8787/v1", runs.handle.base_url)
+    # The example's own http client, closed once it has run.
+    with httpx.Client() as http:
+        exec(code.replace("http_client=httpx.Client()", "http_client=http"), {"http": http})
+    assert capsys.readouterr().out.strip() == expected
