@@ -108,9 +108,9 @@ a tool-calls step still waiting for its outputs)."""
 
 
 def default_workers() -> int:
-    """Runs executed at once by default: a few per core (echo runs are CPU-light; real
-    backends wait on the network), at least 4."""
-    return max(4, 4 * (os.cpu_count() or 1))
+    """Runs executed at once by default: 4 per core (echo runs are CPU-light; real backends
+    mostly wait on the network), at least 4 and at most 64."""
+    return max(4, min(64, 4 * (os.cpu_count() or 1)))
 
 
 def _echo_for_every_model(_: str) -> Model:
