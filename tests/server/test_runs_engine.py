@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs_testkit import Rig, drain
 
 from assistsync.server.runs.engine import RESTARTED, RunConflict, ThreadBusy
 from assistsync.server.runs.events import Subscription
+from assistsync.server.runs.model import ModelEvent, ModelRequest, TextDelta, Usage
 
 
 @pytest.fixture
@@ -276,3 +278,50 @@ def test_a_run_still_in_progress_expires(rig: Rig) -> None:
     # The worker was woken and let the run go; the thread takes a new run at once.
     assert rig.settle(rig.run("thread_x", "again"))["status"] == "completed"
     assert rig.engine.errors == []
+
+
+class Scripted:
+    """A model backend that answers from a script (the interface a real backend implements)."""
+
+    def __init__(self, *events: Any, crash: bool = False) -> None:
+        self.events = events
+        self.crash = crash
+        self.requests: list[ModelRequest] = []
+
+    def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
+        self.requests.append(request)
+        yield from self.events
+        if self.crash:
+            raise RuntimeError("backend went away")
+
+
+def test_a_pluggable_backend_answers_and_its_crash_fails_the_run() -> None:
+    good = Scripted(TextDelta("from "), TextDelta("elsewhere"), Usage(7, 2))
+    broken = Scripted(TextDelta("half"), crash=True)
+    rig = Rig(models=lambda name: broken if name == "broken" else good)
+    try:
+        run = rig.settle(rig.run("thread_g", "hi", model="custom-model"))
+        assert run["status"] == "completed"
+        assert run["usage"] == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+        assert rig.messages.all("thread_g")[-1]["content"][0]["text"]["value"] == "from elsewhere"
+        [request] = good.requests
+        assert request.config.model == "custom-model"
+        assert request.config.instructions == "Be brief."
+        assert [t.text for t in request.conversation] == ["hi"]
+
+        failed = rig.settle(rig.run("thread_h", "hi", model="broken"))
+        assert failed["status"] == "failed"
+        assert failed["last_error"] == {
+            "code": "server_error",
+            "message": "The model backend for 'broken' failed: RuntimeError.",
+        }
+        answer = rig.messages.all("thread_h")[-1]
+        assert answer["status"] == "incomplete"
+        assert answer["incomplete_details"] == {"reason": "run_failed"}
+        assert answer["content"][0]["text"]["value"] == "half"
+        [step] = rig.steps(failed)
+        assert step["status"] == "failed"
+        assert step["last_error"]["code"] == "server_error"
+        assert "backend went away" in rig.engine.errors[-1]
+    finally:
+        rig.stop()
