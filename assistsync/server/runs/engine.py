@@ -156,13 +156,15 @@ class ThreadBusy(RunConflict):
 class _Pending:
     """Changes of one transaction: events to publish once it has committed.
 
-    Each event's data is serialised when it is added: the objects go on changing after.
+    Each event's data is serialised when it is added (the objects go on changing after), and
+    only when someone streams the run: most runs are polled, and nobody reads their events.
     """
 
     events: list[tuple[str, Event]]
+    streamed: Callable[[str], bool]
 
     def add(self, run_id: str, name: str, data: Json) -> None:
-        self.events.append((run_id, (name, dumps(data))))
+        self.events.append((run_id, (name, dumps(data) if self.streamed(run_id) else "")))
 
 
 class RunEngine:
@@ -357,7 +359,7 @@ class RunEngine:
     @contextlib.contextmanager
     def _commit(self) -> Iterator[tuple[sqlite3.Connection, _Pending]]:
         """A transaction whose events are published after it commits (under the order lock)."""
-        pending = _Pending([])
+        pending = _Pending([], self._streamed)
         with self._order:
             with self.db.write() as db:
                 yield db, pending
@@ -819,6 +821,10 @@ class RunEngine:
         if last_error is not None:
             pending.add(run["id"], "error", _error_event(last_error))
 
+    def _streamed(self, run_id: str) -> bool:
+        """Whether the run has subscriptions (a dict lookup; see :class:`_Pending`)."""
+        return run_id in self._subs
+
     def _subscribe(self, run_id: str, subscription: Subscription) -> None:
         with self._registry:
             self._subs.setdefault(run_id, []).append(subscription)
@@ -846,7 +852,8 @@ class RunEngine:
     def publish_delta(self, run_id: str, name: str, data: Json) -> None:
         """Publish an event that is not part of a transaction (a message delta: only the
         run's own worker publishes those, in order)."""
-        self._publish(_Pending([(run_id, (name, dumps(data)))]))
+        if self._streamed(run_id):
+            self._publish(_Pending([(run_id, (name, dumps(data)))], self._streamed))
 
 
 def _error_follows(pending: _Pending, run_id: str, event: Event) -> bool:
