@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from runs_testkit import Rig, drain
 
+from assistsync.server.runs.echo import EchoModel
 from assistsync.server.runs.engine import RESTARTED, RunConflict, ThreadBusy
 from assistsync.server.runs.events import Subscription
 from assistsync.server.runs.model import ModelEvent, ModelRequest, TextDelta, Usage
@@ -323,5 +324,41 @@ def test_a_pluggable_backend_answers_and_its_crash_fails_the_run() -> None:
         assert step["status"] == "failed"
         assert step["last_error"]["code"] == "server_error"
         assert "backend went away" in rig.engine.errors[-1]
+    finally:
+        rig.stop()
+
+
+class Stalling:
+    """Writes part of an answer, then waits on the clock for longer than the run may live."""
+
+    def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
+        yield TextDelta("partial ")
+        if request.sleep(10_000):
+            yield TextDelta("never")
+
+
+def test_a_message_cut_by_expiry_keeps_what_was_written() -> None:
+    stalling = Stalling()
+    rig = Rig(
+        models=lambda name: stalling if name == "stalling" else EchoModel(), max_concurrent_runs=1
+    )
+    try:
+        sub = Subscription()
+        run = rig.run("thread_s", "hi", subscription=sub, model="stalling")
+        # The stream shows the message being written before the run expires.
+        seen = [sub.get(timeout=30) for _ in range(8)]
+        assert [e[0] for e in seen if e is not None][-1] == "thread.message.delta"
+        rig.clock.advance(600)
+        rig.engine.tick()
+        assert rig.settle(run)["status"] == "expired"
+        # One worker: once another run completes, the first worker has let go of the first.
+        assert rig.settle(rig.run("thread_t", "next"))["status"] == "completed"
+        message = rig.messages.all("thread_s")[-1]
+        assert message["status"] == "incomplete"
+        assert message["incomplete_details"] == {"reason": "run_expired"}
+        assert message["content"][0]["text"]["value"] == "partial "
+        [step] = rig.steps(run)
+        assert step["status"] == "expired"
+        assert rig.engine.errors == []
     finally:
         rig.stop()

@@ -448,6 +448,7 @@ class RunEngine:
 
     def cancel_run(self, thread_id: str, run_id: str) -> Json:
         """Move an active run to ``cancelling``; a worker then makes it ``cancelled``."""
+        self.tick()  # a run past its expires_at has expired, whether or not the timer saw it
         with self._commit() as (db, pending):
             run = self._run_row(db, thread_id, run_id)
             status = run["status"]
@@ -472,6 +473,7 @@ class RunEngine:
         subscription: Subscription | None = None,
     ) -> Json:
         """Fill the pending calls' outputs (all of them, in one request) and queue the run."""
+        self.tick()
         now = self._now()
         with self._commit() as (db, pending):
             run = self._run_row(db, thread_id, run_id)
@@ -1003,7 +1005,11 @@ class _TurnWriter:
                 engine._finish(db, pending, run, "cancelled", now)
                 return
             if status != "in_progress":
-                return  # expired while the model ran: tick() has settled it
+                # Expired while the model ran: tick() has settled the run; keep what the
+                # message had received by then.
+                if self.message is not None:
+                    self._end_message(db, pending, now, "run_expired")
+                return
             if self.failure is not None:
                 error = {"code": self.failure.code, "message": self.failure.message}
                 self._end_message(db, pending, now, "run_failed")
