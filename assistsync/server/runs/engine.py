@@ -626,7 +626,8 @@ class RunEngine:
 
     def _turn(self, run_id: str) -> None:
         """Execute one turn of a run: from ``queued`` to its next resting state."""
-        now = self._now()
+        started = self.clock.now()
+        now = int(started)
         with self._commit() as (db, pending):
             row = db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -645,7 +646,7 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
-        request = ModelRequest(config, conversation, sleep=self._sleeper(run_id))
+        request = ModelRequest(config, conversation, sleep=self._sleeper(run_id, started))
         writer = _TurnWriter(self, run)
         try:
             try:
@@ -671,10 +672,16 @@ class RunEngine:
         except RunNotFound:
             return  # its thread was deleted meanwhile, and the run with it
 
-    def _sleeper(self, run_id: str) -> Callable[[float], bool]:
+    def _sleeper(self, run_id: str, started: float) -> Callable[[float], bool]:
+        """The model's ``sleep``: waits add up from the moment the turn started (when the run
+        became ``in_progress``), not from when the model got round to asking, so whoever sees
+        the run in progress and moves a manual clock on by N wakes an ``echo:sleep N`` exactly."""
+        wake = started
+
         def sleep(seconds: float) -> bool:
-            deadline = self.clock.now() + seconds
-            return self.clock.sleep_until(deadline, lambda: self._should_stop(run_id))
+            nonlocal wake
+            wake += seconds
+            return self.clock.sleep_until(wake, lambda: self._should_stop(run_id))
 
         return sleep
 
