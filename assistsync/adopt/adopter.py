@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistsync.adopt.choose import Choice, Criteria, Taken, choose, label
+from assistsync.adopt.choose import Choice, Criteria, Passed, Taken, choose, label
 from assistsync.adopt.layout import Layout, manifest_entry, plan_layout
 from assistsync.adopt.target import NEW_CONFIG, Target, covered, manifest_dir
 from assistsync.adopt.yamlio import appended, new_manifest
@@ -208,6 +208,10 @@ class Adopter:
         parts = {file_id: scratch / f"{n}.part" for n, file_id in enumerate(layout.doc_of)}
         try:
             got = self._download(parts, result)
+            failed = set(parts) - set(got)
+            if failed:
+                taken, layout = self._without(taken, layout, failed, result)
+                parts = {file_id: parts[file_id] for file_id in layout.doc_of}
             placed = self._place(layout, got)
             step = len(taken) if self.options.into is not None else BATCH
             batches = [taken[i : i + step] for i in range(0, len(taken), step)]
@@ -220,14 +224,27 @@ class Adopter:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _without(
+        self, taken: list[Taken], layout: Layout, failed: set[str], result: ImportResult
+    ) -> tuple[list[Taken], Layout]:
+        """The assistants whose every attached file was downloaded, laid out again without
+        the others, which are reported as not imported (their files are under Failed)."""
+        kept: list[Taken] = []
+        for t in taken:
+            missing = sorted(failed & set(t.live.file_ids))
+            if missing:
+                why = f"its file {', '.join(missing)} could not be downloaded (see Failed)"
+                result.choice.refused.append(Passed(t.live, why, refused=True))
+            else:
+                kept.append(t)
+        result.choice.taken = kept
+        keys = {t.key for t in kept}
+        manifests = {k: p for k, p in layout.manifest_of.items() if k in keys}
+        return kept, plan_layout(layout.root, kept, layout.file_names, manifests, layout.known)
+
     def _download(self, parts: dict[str, Path], result: ImportResult) -> dict[str, Downloaded]:
         """Each distinct attached file, downloaded once into its scratch file."""
         got = self._downloads(parts, result)
-        if result.failures:
-            raise AssistsyncError(
-                "the import downloaded no file into the project, because:\n  "
-                + "\n  ".join(result.failures)
-            )
         result.downloads = len(got)
         result.download_bytes = sum(d.size for d in got.values())
         return got

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from assistsync.adopt.keys import Chosen, unique_key
 from assistsync.errors import AssistsyncError
+from assistsync.manifest.parameters import schema_problems
 from assistsync.model import TAG_KEY, LiveAssistant, Lock
 from assistsync.model.config import local_tag, tag_value
 from assistsync.model.manifest import API_MAX_METADATA_PAIRS, TOOL_TYPES
@@ -126,6 +127,13 @@ def unsupported(a: LiveAssistant) -> str | None:
             params = fn.get("parameters")
             if params is not None and not isinstance(params, dict):
                 return f"function {fn['name']!r} has parameters that are not a JSON object"
+            problems = schema_problems(params) if params is not None else []
+            if problems:
+                # the manifest would not validate, so its first plan could not be made
+                return (
+                    f"function {fn['name']!r} has parameters that are not a valid JSON Schema "
+                    f"({problems[0].message}); fix them on the server and import it again"
+                )
     return None
 
 

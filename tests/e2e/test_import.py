@@ -356,3 +356,23 @@ def test_a_large_import_in_batches_ends_with_an_empty_plan(project_dir: Project,
     assert "Tagging assistants: 230/230" in result.err
     assert len(project_dir.lock()["assistants"]) == 230
     assert project_dir.run("plan", "--detailed-exitcode").code == 0
+
+
+def test_an_assistant_whose_file_cannot_be_downloaded_is_left_out(tmp_path: Path) -> None:
+    with start_server(port=0, db=tmp_path / "state.db") as server:
+        api = Api(server.base_url)
+        lost = upload(api, "lost.md", b"lost\n")
+        kept = upload(api, "kept.md", b"kept\n")
+        broken = api.create({"model": "gpt-4", "name": "Broken", "file_ids": [lost, kept]})
+        api.create({"model": "gpt-4", "name": "Fine", "file_ids": [kept]})
+        (tmp_path / "state.db.files" / lost).unlink()  # its content is gone from the server
+        p = Project(tmp_path / "proj", server)
+        p.write("assistsync.yaml", "")
+        result = p.run("import", "--all")
+        assert result.code == 1, result.all
+        assert f"{broken['id']} ('Broken'): its file {lost} could not be downloaded" in result.err
+        assert f"file {lost}: " in result.err
+        assert set(p.lock()["assistants"]) == {"fine"}
+        assert p.run("plan", "--detailed-exitcode").code == 0
+        assert "broken" not in {q.name for q in (p.root / "assistants").iterdir()}
+        api.http.close()

@@ -59,13 +59,18 @@ def test_choose_sorts_taken_managed_foreign_and_refused() -> None:
         live("a4", name="Full", metadata={f"k{i}": "v" for i in range(16)}),
         live("a5", name="New tool", tools=[{"type": "file_search"}]),
         live("a6", name="Theirs"),  # slug taken by a live tag
+        live(
+            "a7",
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}],
+        ),
     ]
     choice = choose(account, Criteria(all=True), lock, {"declared"}, None)
     assert [p.live.id for p in choice.managed] == ["a1"]
     assert [(k, a.id) for k, a in choice.retag] == [("kept", "a1")]
     assert [p.live.id for p in choice.not_taken] == ["a2", "a3"]
     assert "the next plan imports it" in choice.not_taken[1].why
-    assert [p.live.id for p in choice.refused] == ["a4", "a5"]
+    assert [p.live.id for p in choice.refused] == ["a4", "a5", "a7"]
+    assert "not a valid JSON Schema" in choice.refused[2].why
     assert [(t.key, t.live.id) for t in choice.taken] == [("theirs-2", "a6")]
 
 
