@@ -29,6 +29,8 @@ Examples:
   assistsync validate                      check the manifests locally
   assistsync plan --out plan.json          save a plan for review
   assistsync apply plan.json               carry out exactly that plan
+  assistsync import --all --dry-run        adopt existing assistants (what would be written)
+  assistsync --env prod plan               plan one environment of assistsync.yaml
   assistsync server --db dev.db            run the Assistants API v1 server locally
 
 \b
