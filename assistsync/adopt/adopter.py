@@ -167,14 +167,12 @@ class Adopter:
         return out
 
     def _refuse_existing(self, layout: Layout) -> None:
-        """Existing files the import would replace (manifests it does not append to, prompt
-        and parameters files with other content): refused unless ``--force``."""
+        """Existing files the import would replace (prompt and parameters files with other
+        content): refused unless ``--force``. A manifest that exists is appended to, never
+        replaced: the project loaded it, so it is valid, and it may hold other assistants."""
         if self.options.force:
             return
         clash: list[Path] = []
-        appending = self.options.into is not None
-        if not appending:
-            clash += [p for p in set(layout.manifest_of.values()) if p.exists()]
         for path, text in layout.texts.items():
             if path.exists() and _read(path) != text.encode():
                 clash.append(path)
@@ -189,8 +187,7 @@ class Adopter:
         raise AssistsyncError(
             f"the import would overwrite {len(shown)} existing file"
             f"{'s' if len(shown) != 1 else ''}: {', '.join(shown[:20])}{more}. Nothing was "
-            "written. Move them away, import into another manifest with --into FILE, or pass "
-            "--force to overwrite them."
+            "written. Move them away, or pass --force to overwrite them."
         )
 
     def _describe(self, layout: Layout, result: ImportResult) -> None:
@@ -345,7 +342,7 @@ class Adopter:
         env = f" (environment {self.target.environment})" if self.target.environment else ""
         for path, entries in by_file.items():
             rel = _rel(self.target, path)
-            if path.exists() and self.options.into is not None:
+            if path.exists():
                 text = appended(path, path.read_text(encoding="utf-8"), entries, rel)
             else:
                 first = next(t.live for t in taken if t.key in entries)

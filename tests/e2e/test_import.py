@@ -376,3 +376,19 @@ def test_an_assistant_whose_file_cannot_be_downloaded_is_left_out(tmp_path: Path
         assert p.run("plan", "--detailed-exitcode").code == 0
         assert "broken" not in {q.name for q in (p.root / "assistants").iterdir()}
         api.http.close()
+
+
+def test_a_manifest_in_the_way_is_appended_to_never_replaced(
+    project_dir: Project, api: Api
+) -> None:
+    p = project_dir
+    mine = "# mine\nassistants:\n  other:\n    model: gpt-4\n"
+    p.write("assistants/newcomer.yaml", mine)
+    assert p.run("apply", "--auto-approve").code == 0
+    api.create({"model": "gpt-4", "name": "Newcomer"})
+    result = p.run("import", "--all")
+    assert result.code == 0, result.all
+    text = (p.root / "assistants/newcomer.yaml").read_text(encoding="utf-8")
+    assert text.startswith(mine)
+    assert "  newcomer:\n" in text
+    assert p.run("plan", "--detailed-exitcode").code == 0
