@@ -122,3 +122,26 @@ def test_validate_checks_every_environment(tmp_path: Path, server: ServerHandle)
     ), result.err
     assert "staging" not in result.err.split("(in environment")[1].split(")")[0]
     assert p.run("validate", "--env", "staging").code == 0
+
+
+def test_a_project_moves_to_environments_without_recreating(
+    tmp_path: Path, server: ServerHandle, api: Api
+) -> None:
+    p = make(tmp_path / "proj", server)
+    p.write("assistsync.yaml", "manifests: [assistants/*.yaml]\n")
+    p.write("assistants/a.yaml", MANIFEST.replace("${SUFFIX}", "").replace("${MODEL}", "gpt-4"))
+    assert p.run("apply", "--auto-approve").code == 0
+    ids = {a["id"] for a in api.assistants()}
+    p.write(
+        "assistsync.yaml", CONFIG.replace('SUFFIX: ""}', 'SUFFIX: ""}\n    lock: assistsync.lock')
+    )
+    p.write("assistants/a.yaml", MANIFEST)
+    plan = p.run("plan", "--env", "prod")
+    assert "0 to add, 2 to change, 0 to destroy" in plan.out, plan.all
+    assert p.run("apply", "--env", "prod", "--auto-approve").code == 0
+    assert {a["id"] for a in api.assistants()} == ids
+    assert {a["metadata"]["assistsync_key"] for a in api.assistants()} == {
+        "bot@prod",
+        "helper@prod",
+    }
+    assert p.run("plan", "--env", "prod", "--detailed-exitcode").code == 0
