@@ -192,6 +192,8 @@ class Adopter:
 
     def _describe(self, layout: Layout, result: ImportResult) -> None:
         paths = set(layout.manifest_of.values()) | set(layout.texts) | set(layout.doc_of.values())
+        if self.target.new_config:
+            paths.add(self.target.root / CONFIG_NAME)
         result.files = sorted(paths)
         result.downloads = len(layout.doc_of)
         result.download_bytes = sum(

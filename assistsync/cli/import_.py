@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +124,9 @@ def import_command(
     options = Options(into=into, dry_run=dry_run, force=force, concurrency=concurrency)
     env = settings.environment
     lock_file = lock_location(settings.root, env)
-    with exclusive(lock_file), open_client(settings) as client:
+    # a dry run writes nothing, not even the one-writer lock in .assistsync/
+    writer = nullcontext() if dry_run else exclusive(lock_file)
+    with writer, open_client(settings) as client:
         target = load_target(settings.root, env)
         adopter = Adopter(
             client, target, criteria, options, progress=_Progress(), shield=deferred_interrupt

@@ -237,6 +237,7 @@ def test_dry_run_writes_nothing(project_dir: Project, account: dict[str, dict[st
     assert "Would download 3 files" in result.out
     assert tree(p.root) == {"assistsync.yaml": b""}
     assert not (p.root / "assistsync.lock").exists()
+    assert not (p.root / ".assistsync").exists()
 
 
 def test_selection_by_id_name_and_metadata(project_dir: Project, api: Api) -> None:
