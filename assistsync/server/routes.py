@@ -9,6 +9,7 @@ from __future__ import annotations
 from assistsync.server import assistant_files, assistants, files, index, messages, threads
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
+from assistsync.server.runs import endpoints as runs
 
 GROUPS: tuple[Group, ...] = (
     files.GROUP,
@@ -16,6 +17,7 @@ GROUPS: tuple[Group, ...] = (
     assistant_files.GROUP,
     threads.GROUP,
     messages.GROUP,
+    runs.GROUP,
     index.GROUP,
 )
 """Every endpoint group, in schema and help order."""
