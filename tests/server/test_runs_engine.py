@@ -263,3 +263,16 @@ def test_a_restart_settles_every_run(tmp_path: Path) -> None:
         assert second.settle(queued)["status"] == "completed"
     finally:
         second.stop()
+
+
+def test_a_run_still_in_progress_expires(rig: Rig) -> None:
+    slow = rig.run("thread_x", "echo:sleep 1000\nhi")
+    rig.settle(slow, until=("in_progress",))
+    rig.clock.advance(600)
+    rig.engine.tick()
+    expired = rig.settle(slow)
+    assert expired["status"] == "expired"
+    assert expired["usage"] is not None
+    # The worker was woken and let the run go; the thread takes a new run at once.
+    assert rig.settle(rig.run("thread_x", "again"))["status"] == "completed"
+    assert rig.engine.errors == []

@@ -15,6 +15,9 @@ import pytest
 from runs_testkit import FUNCTIONS, RunServer, check_stream
 from server_testkit import ServerFactory, create_assistant, upload
 
+from assistsync.server.routes import GROUPS
+from assistsync.server.runs.endpoints import RunOptions, configured
+
 Json = dict[str, Any]
 
 
@@ -525,6 +528,14 @@ def test_faults_apply_to_runs(c: httpx.Client, runs: RunServer, assistant: Json)
     # The lost response's run was committed all the same.
     [run] = ok(c.get(f"/threads/{thread}/runs"))["data"]
     assert settle(runs, c, run)["status"] == "completed"
+    # A stream whose response is lost: the run goes on without its client.
+    runs.handle.faults.lose_next = 1
+    body = {"assistant_id": assistant["id"], "stream": True}
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post(f"/threads/{thread}/runs", json=body)
+    latest = ok(c.get(f"/threads/{thread}/runs"))["data"][0]
+    assert latest["id"] != run["id"]
+    assert settle(runs, c, latest)["status"] == "completed"
 
 
 def test_a_restart_keeps_waiting_runs_and_fails_running_ones(
@@ -557,3 +568,21 @@ def test_a_restart_keeps_waiting_runs_and_fails_running_ones(
         assert kept["expires_at"] == waiting["expires_at"]
         # Messages may be added again to the thread whose run failed.
         ok(c.post(f"/threads/{busy_thread}/messages", json={"role": "user", "content": "again"}))
+
+
+def test_deleting_a_thread_takes_its_runs(make_server: ServerFactory) -> None:
+    # One worker: the second run starts only once the worker has let the first one go.
+    runs = RunServer(make_server, groups=configured(GROUPS, RunOptions(max_concurrent_runs=1)))
+    with runs.client() as c:
+        assistant = create_assistant(c)
+        thread = new_thread(c, "echo:sleep 5\nhi")
+        run = ok(c.post(f"/threads/{thread}/runs", json={"assistant_id": assistant["id"]}))
+        runs.engine.wait_for(thread, run["id"], lambda r: r["status"] == "in_progress", 30)
+        ok(c.delete(f"/threads/{thread}"))
+        missing = error_of(c.get(f"/threads/{thread}/runs/{run['id']}"), 404)
+        assert missing["message"] == f"No run found with id '{run['id']}'."
+        runs.advance(5)  # the worker wakes to a run that is gone
+        other = new_thread(c, "hi")
+        made = ok(c.post(f"/threads/{other}/runs", json={"assistant_id": assistant["id"]}))
+        assert settle(runs, c, made)["status"] == "completed"
+    assert runs.engine.errors == []

@@ -94,6 +94,11 @@ CREATE TABLE run_steps (
     usage TEXT
 );
 CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq);
+-- A deleted thread takes its runs and their steps with it, as its messages go with it.
+CREATE TRIGGER threads_delete_runs AFTER DELETE ON threads BEGIN
+    DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE thread_id = old.id);
+    DELETE FROM runs WHERE thread_id = old.id;
+END;
 """,
     ),
 )
@@ -636,23 +641,28 @@ class RunEngine:
         request = ModelRequest(config, conversation, sleep=self._sleeper(run_id))
         writer = _TurnWriter(self, run)
         try:
-            for event in self.models(config.model).respond(request):
-                if self._should_stop(run_id):
-                    break
-                writer.take(event)
-                if isinstance(event, Failure):
-                    break
-        except Exception as exc:
-            self.errors.append(traceback.format_exc())
-            writer.take(
-                Failure(
-                    "server_error",
-                    f"The model backend for '{config.model}' failed: {type(exc).__name__}.",
+            try:
+                for event in self.models(config.model).respond(request):
+                    if self._should_stop(run_id):
+                        break
+                    writer.take(event)
+                    if isinstance(event, Failure):
+                        break
+            except RunNotFound:
+                raise
+            except Exception as exc:
+                self.errors.append(traceback.format_exc())
+                writer.take(
+                    Failure(
+                        "server_error",
+                        f"The model backend for '{config.model}' failed: {type(exc).__name__}.",
+                    )
                 )
-            )
-        if self._stopping:
-            return  # shutting down mid-turn: the next start() fails the run, as after a crash
-        writer.close()
+            if self._stopping:
+                return  # shutting down mid-turn: the next start() fails the run, as after a crash
+            writer.close()
+        except RunNotFound:
+            return  # its thread was deleted meanwhile, and the run with it
 
     def _sleeper(self, run_id: str) -> Callable[[float], bool]:
         def sleep(seconds: float) -> bool:
