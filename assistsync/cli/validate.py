@@ -14,16 +14,25 @@ def validate_command(settings: Settings) -> int:
 
     Reports every problem at once as FILE:LINE:COL: message — unknown fields (with a "did you
     mean"), wrong types, missing files, paths leaving the project, duplicate keys across files,
-    and every limit the API enforces. Exit 0 when valid, 1 otherwise.
+    and every limit the API enforces; then the test files (unknown assistants, functions and
+    cited files, bad regexes and schemas). Exit 0 when valid, 1 otherwise.
     """
     from assistsync.cli.stages import load
+    from assistsync.testing.loader import load_tests
 
     project = load(settings)
+    suite = load_tests(project)
     n = len(project.desired.assistants)
     f = len(project.desired.files)
     click.echo(
         f"Valid: {n} assistant{'s' if n != 1 else ''} and {f} knowledge file"
         f"{'s' if f != 1 else ''} in {len(project.manifest_paths)} manifest"
-        f"{'s' if len(project.manifest_paths) != 1 else ''}."
+        f"{'s' if len(project.manifest_paths) != 1 else ''}"
+        + (
+            f"; {len(suite.tests)} test{'s' if len(suite.tests) != 1 else ''} in "
+            f"{len(suite.files)} test file{'s' if len(suite.files) != 1 else ''}."
+            if suite.files
+            else "."
+        )
     )
     return 0

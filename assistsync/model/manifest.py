@@ -46,6 +46,7 @@ TOOL_TYPES = ("code_interpreter", "retrieval", "function")
 
 DEFAULT_MANIFEST_GLOB = "assistants/**/*.yaml"
 DEFAULT_LOCK = "assistsync.lock"
+DEFAULT_TESTS_GLOB = "tests/**/*.yaml"
 
 _SCHEMA_FIELD = Field(
     default=None,
@@ -109,6 +110,13 @@ class ProjectConfig(_Strict):
     lock: str = Field(
         default=DEFAULT_LOCK,
         description="Path of the lock file, relative to assistsync.yaml, inside the project.",
+    )
+    tests: list[str] = Field(
+        default_factory=lambda: [DEFAULT_TESTS_GLOB],
+        description=(
+            "Globs of test files for `assistsync test`, relative to assistsync.yaml. The default "
+            "may match nothing; a glob you list must match at least one file."
+        ),
     )
 
 

@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "lockfile": {"model", "errors"},
     "applier": {"api", "model", "errors"},
     "server": set(),
+    "testing": {"api", "manifest", "model", "errors"},
 }
 
 
