@@ -147,22 +147,25 @@ class Runner:
         running turns end, and re-raises."""
         results: list[TestResult] = []
         pending = list(cases)
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            running: set[Future[TestResult]] = set()
-            try:
-                while pending or running:
-                    while pending and len(running) < max(1, self.concurrency):
-                        running.add(pool.submit(self.run_test, pending.pop(0)))
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        result = future.result()
-                        results.append(result)
-                        on_result(result)
-            except BaseException:
-                self.stop.set()
-                for future in running:
-                    future.cancel()
-                raise
+        width = max(1, self.concurrency)
+        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="assistsync-test")
+        running: set[Future[TestResult]] = set()
+        try:
+            while pending or running:
+                while pending and len(running) < width:
+                    running.add(pool.submit(self.run_test, pending.pop(0)))
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    results.append(result)
+                    on_result(result)
+        except BaseException:
+            # Ctrl-C: start nothing more and do not wait for turns in flight (a model may
+            # take minutes); the caller cleans up, and closing its client ends their streams.
+            self.stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         return results
 
     def run_test(self, case: TestCase) -> TestResult:
