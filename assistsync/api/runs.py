@@ -126,9 +126,11 @@ def _events(lines: Iterator[str]) -> Iterator[tuple[str, str]]:
 
 def _read_stream(response: httpx.Response) -> StreamedRun:
     state = _State()
+    # Read to the end of the body, past [DONE]: a connection closed with bytes unread is
+    # reset, not reused.
     for name, data in _events(response.iter_lines()):
         if data == "[DONE]":
-            break
+            continue
         try:
             value = json.loads(data)
         except ValueError:

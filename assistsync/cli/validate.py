@@ -27,12 +27,11 @@ def validate_command(settings: Settings) -> int:
     click.echo(
         f"Valid: {n} assistant{'s' if n != 1 else ''} and {f} knowledge file"
         f"{'s' if f != 1 else ''} in {len(project.manifest_paths)} manifest"
-        f"{'s' if len(project.manifest_paths) != 1 else ''}"
-        + (
-            f"; {len(suite.tests)} test{'s' if len(suite.tests) != 1 else ''} in "
-            f"{len(suite.files)} test file{'s' if len(suite.files) != 1 else ''}."
-            if suite.files
-            else "."
-        )
+        f"{'s' if len(project.manifest_paths) != 1 else ''}."
     )
+    if suite.files:
+        t, f = len(suite.tests), len(suite.files)
+        click.echo(
+            f"Valid: {t} test{'s' if t != 1 else ''} in {f} test file{'s' if f != 1 else ''}."
+        )
     return 0

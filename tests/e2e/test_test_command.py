@@ -348,12 +348,12 @@ def test_record_then_replay_without_the_backend(tmp_path: Path) -> None:
         base_url = "http://127.0.0.1:9/v1"
 
     project = P(tmp_path / "q", Nowhere())
-    for path in (Path(__file__).parents[2] / "examples/quickstart").rglob("*"):
-        if path.is_file() and ".assistsync" not in path.parts and path.name != "assistsync.lock":
-            project.write(
-                str(path.relative_to(Path(__file__).parents[2] / "examples/quickstart")),
-                path.read_text(),
-            )
+    example = Path(__file__).parents[2] / "examples/quickstart"
+    for path in example.rglob("*"):
+        rel = path.relative_to(example)
+        skip = {".assistsync", "tests"} & set(rel.parts) or rel.name == "assistsync.lock"
+        if path.is_file() and not skip:
+            project.write(str(rel), path.read_text())
     project.write(
         "tests/rec.yaml",
         """\
@@ -460,3 +460,24 @@ def test_rubric_without_a_judge_is_a_located_error(applied: Project) -> None:
     result = applied.run("test")
     assert result.code == 1
     assert "tests/r.yaml:7:13: rubric needs a judge model, and none is configured" in result.err
+
+
+def test_the_quickstart_tests_pass_on_the_sandbox(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "quickstart"
+    example = Path(__file__).parents[2] / "examples" / "quickstart"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".assistsync", "assistsync.lock*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "assistsync", "-C", str(root), "--sandbox", *args]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+
+    assert cli("apply", "--auto-approve").returncode == 0
+    result = cli("test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "3 passed, 0 failed (2/2 repeats passed)"
+    assert "Traceback" not in result.stderr
+    planned = cli("test", "--planned", "--format", "json")
+    assert json.loads(planned.stdout)["passed"] == 3
