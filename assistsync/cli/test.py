@@ -78,8 +78,9 @@ def test_command(
     fmt: str,
     junit: Path | None,
 ) -> int:
-    """Run the conversation tests in the files that assistsync.yaml's tests: globs name.
+    """Run the conversation tests (tests/**/*.yaml) against the assistants.
 
+    Test files are found by the tests: globs of assistsync.yaml.
     Without --planned the tests run against the live assistants the lock names (and say so
     first when the plan is not empty). With --planned they run against temporary copies of the
     manifests' assistants, deleted afterwards (also on failure and Ctrl-C). Exit 0 when every
