@@ -6,33 +6,39 @@ assistant deletes, then deletes of uploads nothing needs any more. A failed call
 independent work; what depends on it is skipped and reported (an assistant whose file failed to
 upload; an old upload an assistant whose update failed may still use).
 
+A plan is enough to apply: the applier needs the client, the plan and a place to save the
+lock. It starts from the lock the plan carries (``Plan.lock``) and records each successful
+change on it as the plan's change says (``Lock.with_upload``, ``AssistantChange.locked``,
+...). It never diffs and never reads the manifests.
+
 Crash safety: the lock is written after every successful remote change (by a writer thread
-that always writes the newest lock, so concurrent changes share one write). Creates are never
-blindly re-sent: when a create's response is lost, the assistant is looked up by its
-``assistsync_key`` tag (files: by name, size and content hash) before it is sent again.
+that always writes the newest lock, so concurrent changes share one write). When a write fails
+(a full disk), no new change starts; changes in flight finish, the lock is written once more if
+it can be, and the result says how many changes were made and how many are recorded. Ctrl-C
+does the same. Creates are never blindly re-sent: when a create's response is lost, the
+assistant is looked up by its ``assistsync_key`` tag (files: by name, size and content hash)
+before it is sent again.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from assistsync.api import ApiClient, ResponseLostError
-from assistsync.errors import ApiError
+from assistsync.errors import ApiError, LockWriteError
 from assistsync.model import (
     AssistantChange,
     AssistantConfig,
-    Desired,
     FileChange,
     LiveAssistant,
     Lock,
-    LockedAssistant,
-    LockedFile,
     Plan,
     wire_metadata,
 )
@@ -43,23 +49,64 @@ RECONCILE_ROUNDS = 3
 """How many times a create whose response was lost is looked up and, if absent, sent again."""
 
 
+Verb = Literal["create", "update", "delete", "upload", "import", "record"]
+"""``record``: a lock-only step (live already matches, the lock learns it); no call."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of an apply, for live output (Terraform's ``Creating...`` lines).
+
+    ``phase`` is ``start`` before the call, ``done`` after it succeeded (``id`` is the object's,
+    ``elapsed`` the seconds it took by the applier's clock) or ``failed``. ``done`` and
+    ``total`` count the plan's steps, for a progress bar.
+    """
+
+    address: str
+    verb: Verb
+    phase: Literal["start", "done", "failed"]
+    id: str | None = None
+    elapsed: float = 0.0
+    done: int = 0
+    total: int = 0
+
+
 @dataclass(frozen=True)
 class Failure:
-    """One change that did not happen: its address and why (the API's message, request id)."""
+    """One change that did not happen: its address and why (the API's message, request id).
+
+    ``cause`` is what failures of one cause share (the API's message without the call's path
+    or request id), so that fifty copies of "cannot reach the server" can be told as one.
+    """
 
     address: str
     message: str
+    cause: str = ""
 
 
 @dataclass
 class ApplyResult:
-    """What an apply did: counts of successful changes, failures, and the final lock."""
+    """What an apply did: counts of successful changes, failures, the final lock, and how
+    many changes were made and recorded (they differ only when the lock could not be
+    written, see ``lock_error``). ``not_started`` changes were skipped because the apply
+    stopped early (a failed lock write, Ctrl-C: ``interrupted``)."""
 
     lock: Lock
     counts: dict[str, int] = field(
         default_factory=lambda: {"import": 0, "add": 0, "change": 0, "destroy": 0}
     )
     failures: list[Failure] = field(default_factory=list)
+    made: int = 0
+    recorded: int = 0
+    not_started: int = 0
+    lock_error: LockWriteError | None = None
+    interrupted: bool = False
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Everything in the plan happened and is recorded."""
+        return not (self.failures or self.lock_error or self.interrupted)
 
     def resources(self) -> str:
         """``Resources: N added, N changed, N destroyed.`` (with imports when there were any)."""
@@ -71,8 +118,16 @@ class ApplyResult:
         )
 
     def summary(self) -> str:
-        """Terraform's after-apply line, word for word."""
-        return f"Apply complete! {self.resources()}"
+        """The outcome in one line: Terraform's after-apply line word for word when everything
+        happened; otherwise what went wrong, with the resources that did change."""
+        if self.ok:
+            return f"Apply complete! {self.resources()}"
+        if self.interrupted:
+            return f"Apply interrupted; {self.resources()}"
+        if self.lock_error is not None:
+            return f"Apply stopped: the lock file could not be written; {self.resources()}"
+        n = len(self.failures)
+        return f"Apply failed: {n} change{'s' if n != 1 else ''} did not happen; {self.resources()}"
 
 
 class LockRecorder:
@@ -81,8 +136,12 @@ class LockRecorder:
     ``update`` changes the lock in memory and wakes the writer; the writer always writes the
     newest lock, so every change is followed by a write that contains it, and concurrent changes
     share one write. Writing on its own thread keeps all API workers sending requests while the
-    lock is serialised and fsynced. ``flush`` waits until everything recorded is written and
-    raises what a failed write raised.
+    lock is serialised and fsynced.
+
+    A failed write is kept (``error``), not raised at the workers: the applier stops starting
+    changes, and ``close`` tries one last write of everything recorded. ``changes`` counts the
+    updates that were remote changes, ``recorded`` how many of them are in a written lock.
+    ``flush`` waits until everything recorded is written and raises a write's failure.
     """
 
     def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
@@ -94,6 +153,8 @@ class LockRecorder:
         self._closed = False
         self._error: BaseException | None = None
         self._serial = lock.serial
+        self._changes = 0
+        self._recorded = 0
         self._thread = threading.Thread(target=self._run, name="assistsync-lock", daemon=True)
         self._thread.start()
 
@@ -103,32 +164,63 @@ class LockRecorder:
         with self._cond:
             return self._lock
 
-    def update(self, change: Callable[[Lock], Lock]) -> None:
-        """Apply ``change`` to the lock and have it written."""
+    @property
+    def error(self) -> BaseException | None:
+        """The first failed write, if any."""
         with self._cond:
-            if self._error is not None:
-                raise self._error
+            return self._error
+
+    @property
+    def changes(self) -> int:
+        """Remote changes recorded in memory."""
+        with self._cond:
+            return self._changes
+
+    @property
+    def recorded(self) -> int:
+        """Remote changes in a lock that was written."""
+        with self._cond:
+            return self._recorded
+
+    def update(self, change: Callable[[Lock], Lock], *, counts: bool = True) -> None:
+        """Apply ``change`` to the lock and have it written; ``counts`` when it records a
+        remote change (not a lock-only edit)."""
+        with self._cond:
             self._lock = change(self._lock)
+            self._changes += counts
             self._dirty = True
             self._cond.notify_all()
+
+    def _next(self) -> tuple[Lock, int]:
+        """The next lock to write (serial bumped) and the changes it holds; under ``_cond``."""
+        self._dirty = False
+        self._serial += 1
+        self._lock = self._lock.model_copy(update={"serial": self._serial})
+        return self._lock, self._changes
+
+    def _write(self, snapshot: Lock, changes: int) -> bool:
+        try:
+            self._save(snapshot)
+        except BaseException as exc:  # kept for the applier (see error, close)
+            with self._cond:
+                self._error = self._error or exc
+                self._dirty = True  # not on disk: the last write tries again
+            return False
+        with self._cond:
+            self._recorded = max(self._recorded, changes)
+        return True
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._dirty and not self._closed:
+                while not (self._dirty and self._error is None) and not self._closed:
                     self._cond.wait()
-                if not self._dirty:
+                if self._closed and not (self._dirty and self._error is None):
                     return
-                self._dirty = False
-                self._serial += 1
-                self._lock = self._lock.model_copy(update={"serial": self._serial})
-                snapshot = self._lock
+                snapshot, changes = self._next()
                 self._writing = True
             try:
-                self._save(snapshot)
-            except BaseException as exc:  # handed to the applier by update()/flush()
-                with self._cond:
-                    self._error = exc
+                self._write(snapshot, changes)
             finally:
                 with self._cond:
                     self._writing = False
@@ -143,14 +235,19 @@ class LockRecorder:
                 raise self._error
 
     def close(self) -> None:
-        """Flush, then stop the writer thread."""
-        try:
-            self.flush()
-        finally:
-            with self._cond:
-                self._closed = True
-                self._cond.notify_all()
-            self._thread.join()
+        """Write what is left and stop the writer thread. After a failed write, one last
+        write is tried (space may have been freed since): what it holds counts as recorded."""
+        with self._cond:
+            while (self._dirty or self._writing) and self._error is None:
+                self._cond.wait()
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        with self._cond:
+            if self._error is None or not self._dirty:
+                return
+            snapshot, changes = self._next()
+        self._write(snapshot, changes)
 
 
 def _create_body(key: str, config: AssistantConfig, file_ids: list[str]) -> dict[str, Any]:
@@ -184,33 +281,34 @@ def _update_body(
 class Applier:
     """Carries out one plan. Construct, call ``run()`` once.
 
-    ``save`` persists the lock (the CLI passes an atomic writer); ``progress`` is called with
-    ``(done, total, address)`` after each call finishes, from worker threads.
+    ``save`` persists the lock (the CLI passes an atomic writer); ``events`` is called with an
+    ``Event`` as each change starts and ends, from worker threads; ``clock`` (seconds,
+    monotonic) times them, injected so tests see fixed durations.
     """
 
     def __init__(
         self,
         client: ApiClient,
         plan: Plan,
-        desired: Desired,
-        lock: Lock,
-        root: Path,
         *,
         save: Callable[[Lock], None],
         concurrency: int = DEFAULT_CONCURRENCY,
-        progress: Callable[[int, int, str], None] | None = None,
+        events: Callable[[Event], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.plan = plan
-        self.desired = desired
-        self.root = root
-        self.recorder = LockRecorder(lock, save)
+        self.root = Path(plan.root) if plan.root else Path()
+        start = plan.lock.with_lineage()
+        self.recorder = LockRecorder(start, save)
         self.concurrency = max(1, concurrency)
-        self.progress = progress
-        self.result = ApplyResult(lock=lock)
+        self.events = events
+        self.clock = clock
+        self.result = ApplyResult(lock=start)
         self._mutex = threading.Lock()
         self._done = 0
         self._total = plan.steps
+        self._interrupted = threading.Event()
         self._id_by_sha: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         # scheduling state of the build phase (see _schedule_puts), guarded by _mutex
@@ -220,20 +318,44 @@ class Applier:
         self._put_futures: list[Future[None]] = []
 
     # --- bookkeeping -------------------------------------------------------------------
-    def _tick(self, address: str) -> None:
+    def _emit(
+        self,
+        address: str,
+        verb: Verb,
+        phase: Literal["start", "done", "failed"],
+        *,
+        began: float | None = None,
+        id_: str | None = None,
+    ) -> None:
         with self._mutex:
-            self._done += 1
+            self._done += phase != "start"
             done = self._done
-        if self.progress is not None:
-            self.progress(done, self._total, address)
+        if self.events is not None:
+            elapsed = self.clock() - began if began is not None else 0.0
+            self.events(Event(address, verb, phase, id_, max(0.0, elapsed), done, self._total))
+
+    def _stopping(self) -> bool:
+        """True once the lock cannot be written, or on Ctrl-C: no new change starts."""
+        return self._interrupted.is_set() or self.recorder.error is not None
+
+    def _begin(self, address: str, verb: Verb, id_: str | None = None) -> float | None:
+        """Say a change starts and return its start time; ``None`` when the apply is stopping:
+        then the change does not start (counted at the end, as neither done nor failed)."""
+        if self._stopping():
+            return None
+        self._emit(address, verb, "start", id_=id_)
+        return self.clock()
 
     def _count(self, kind: str) -> None:
         with self._mutex:
             self.result.counts[kind] += 1
 
-    def _fail(self, address: str, message: str) -> None:
+    def _fail(self, address: str, message: str, cause: str = "") -> None:
         with self._mutex:
-            self.result.failures.append(Failure(address, message))
+            self.result.failures.append(Failure(address, message, cause or message))
+
+    def _fail_api(self, address: str, exc: ApiError, prefix: str = "") -> None:
+        self._fail(address, prefix + str(exc), prefix + f"{exc.status or ''} {exc.detail}")
 
     def _run_all(
         self,
@@ -252,34 +374,29 @@ class Applier:
             f.result()  # re-raise bugs; API errors were already turned into failures
 
     # --- files -----------------------------------------------------------------------------
-    def _record_upload(self, sha: str, size: int, file_id: str) -> None:
+    def _record_upload(self, fc: FileChange, file_id: str) -> None:
         with self._mutex:
-            self._id_by_sha[sha] = file_id
-        paths = [p for p, f in self.desired.files.items() if f.sha256 == sha]
+            self._id_by_sha[fc.sha256] = file_id
+        paths = fc.paths or (fc.path,)
+        entry = fc.locked(file_id)
+        self.recorder.update(lambda lock: lock.with_upload(paths, entry))
+        self._settle(fc.sha256)
 
-        def change(lock: Lock) -> Lock:
-            files = dict(lock.files)
-            for p in paths:
-                old = files.get(p)
-                if old is not None and old.id != file_id:
-                    # the previous upload stays owned until its delete succeeds
-                    files[f"{p}@{old.sha256[:12]}"] = old
-                files[p] = LockedFile(id=file_id, sha256=sha, size=size)
-            return lock.model_copy(update={"files": files})
-
-        self.recorder.update(change)
-        self._settle(sha)
-
-    def _upload_failed(self, fc: FileChange, message: str) -> None:
-        self._fail(fc.address, message)
-        self._tick(fc.address)
+    def _upload_failed(self, fc: FileChange, message: str, cause: str = "") -> None:
+        self._fail(fc.address, message, cause)
+        self._emit(fc.address, "upload", "failed")
         self._settle(fc.sha256)
 
     def _upload(self, fc: FileChange, lost: list[FileChange]) -> None:
+        verb: Verb = "import" if fc.adopt_id else "upload"
+        began = self._begin(fc.address, verb, fc.adopt_id)
+        if began is None:
+            self._settle(fc.sha256)
+            return
         if fc.adopt_id:
-            self._record_upload(fc.sha256, fc.size, fc.adopt_id)
+            self._record_upload(fc, fc.adopt_id)
             self._count("import")
-            self._tick(fc.address)
+            self._emit(fc.address, verb, "done", began=began, id_=fc.adopt_id)
             return
         try:
             uploaded = self.client.upload_file(self.root / fc.path, filename=Path(fc.path).name)
@@ -288,14 +405,14 @@ class Applier:
                 lost.append(fc)
             return
         except ApiError as exc:
-            self._upload_failed(fc, str(exc))
+            self._upload_failed(fc, str(exc), f"{exc.status or ''} {exc.detail}")
             return
         except OSError as exc:
             self._upload_failed(fc, f"cannot read {fc.path}: {exc.strerror}")
             return
-        self._record_upload(fc.sha256, fc.size, uploaded.id)
+        self._record_upload(fc, uploaded.id)
         self._count("add")
-        self._tick(fc.address)
+        self._emit(fc.address, verb, "done", began=began, id_=uploaded.id)
 
     def _find_lost_uploads(self, lost: list[FileChange]) -> list[FileChange]:
         """Adopt lost uploads that did reach the server; return those that did not."""
@@ -322,9 +439,9 @@ class Applier:
                 missing.append(fc)
             else:
                 owned.add(found)
-                self._record_upload(fc.sha256, fc.size, found)
+                self._record_upload(fc, found)
                 self._count("add")
-                self._tick(fc.address)
+                self._emit(fc.address, "upload", "done", id_=found)
         return missing
 
     def _upload_phase(self, then: Callable[[], None]) -> None:
@@ -402,26 +519,39 @@ class Applier:
             ids = [self._id_by_sha.get(sha) for sha in config.files]
         return None if any(i is None for i in ids) else [i for i in ids if i is not None]
 
-    def _record_assistant(self, key: str, assistant_id: str, applied: AssistantConfig) -> None:
-        entry = LockedAssistant(id=assistant_id, applied=applied.digest())
-        self.recorder.update(
-            lambda lock: lock.model_copy(update={"assistants": {**lock.assistants, key: entry}})
-        )
+    def _record_assistant(self, ac: AssistantChange, assistant_id: str, counts: bool) -> None:
+        entry = ac.locked(assistant_id)
+        self.recorder.update(lambda lock: lock.with_assistant(ac.key, entry), counts=counts)
 
     def _missing_files(self, config: AssistantConfig) -> str:
         names = [self.plan.file_names.get(s, s) for s in config.files if s not in self._id_by_sha]
         return ", ".join(sorted(names))
 
+    @staticmethod
+    def _verb(ac: AssistantChange) -> Verb:
+        if ac.action == "create":
+            return "create"
+        if ac.action == "update":
+            return "update"
+        return "import" if ac.import_id else "record"
+
     def _put(self, ac: AssistantChange, lost: list[AssistantChange]) -> None:
         assert ac.after is not None
+        if self._stopping():
+            return
+        verb = self._verb(ac)
         file_ids = self._file_ids(ac.after)
         if file_ids is None:
             self._fail(
                 ac.address,
                 f"skipped: its files were not uploaded ({self._missing_files(ac.after)})",
             )
-            self._tick(ac.address)
+            self._emit(ac.address, verb, "failed")
             return
+        began = self._begin(ac.address, verb, ac.id)
+        if began is None:
+            return
+        assistant_id = ac.id
         try:
             if ac.action == "create":
                 try:
@@ -430,20 +560,24 @@ class Applier:
                     with self._mutex:
                         lost.append(ac)
                     return
-                self._record_assistant(ac.key, created.id, ac.after)
+                assistant_id = created.id
+                self._record_assistant(ac, created.id, counts=True)
                 self._count("add")
             else:
                 assert ac.id is not None
-                if ac.action == "update":
+                remote = ac.action == "update"
+                if remote:
                     body = _update_body(ac.key, ac, ac.after, file_ids)
                     self.client.modify_assistant(ac.id, body)
                     self._count("change")
-                self._record_assistant(ac.key, ac.id, ac.after)
+                self._record_assistant(ac, ac.id, counts=remote or ac.import_id is not None)
                 if ac.import_id:
                     self._count("import")
         except ApiError as exc:
-            self._fail(ac.address, str(exc))
-        self._tick(ac.address)
+            self._fail_api(ac.address, exc)
+            self._emit(ac.address, verb, "failed")
+            return
+        self._emit(ac.address, verb, "done", began=began, id_=assistant_id)
 
     def _find_lost_creates(self, lost: list[AssistantChange]) -> list[AssistantChange]:
         """Adopt lost creates that did reach the server (by tag); return those that did not."""
@@ -452,8 +586,10 @@ class Applier:
             live = self.client.list_assistants()
         except ApiError as exc:
             for ac in lost:
-                self._fail(ac.address, f"create outcome unknown and assistants unlistable: {exc}")
-                self._tick(ac.address)
+                self._fail_api(
+                    ac.address, exc, "create outcome unknown and assistants unlistable: "
+                )
+                self._emit(ac.address, "create", "failed")
             return []
         by_tag: dict[str, LiveAssistant] = {}
         for a in sorted(live, key=lambda a: (a.created_at, a.id)):
@@ -465,10 +601,9 @@ class Applier:
             if found is None:
                 missing.append(ac)
                 continue
-            assert ac.after is not None
-            self._record_assistant(ac.key, found.id, ac.after)
+            self._record_assistant(ac, found.id, counts=True)
             self._count("add")
-            self._tick(ac.address)
+            self._emit(ac.address, "create", "done", id_=found.id)
         return missing
 
     def _build_phase(self) -> None:
@@ -489,46 +624,56 @@ class Applier:
             self._run_all(partial(self._put, lost=lost), pending)
         for ac in self._find_lost_creates(lost) if lost else []:
             self._fail(ac.address, "the server kept dropping the create's response")
-            self._tick(ac.address)
+            self._emit(ac.address, "create", "failed")
 
     def _remove(
-        self, address: str, call: Callable[[], None], forget: Callable[[Lock], Lock]
+        self,
+        address: str,
+        id_: str,
+        verb: Verb,
+        call: Callable[[], None],
+        forget: Callable[[Lock], Lock],
     ) -> None:
         """Delete one remote object; on success, drop it from the lock."""
+        began = self._begin(address, verb, id_)
+        if began is None:
+            return
         try:
             call()
         except ApiError as exc:
-            self._fail(address, str(exc))
-        else:
-            self.recorder.update(forget)
-            self._count("destroy")
-        self._tick(address)
+            self._fail_api(address, exc)
+            self._emit(address, verb, "failed")
+            return
+        self.recorder.update(forget)
+        self._count("destroy")
+        self._emit(address, verb, "done", began=began, id_=id_)
 
     def _destroy(self, ac: AssistantChange) -> None:
         assert ac.id is not None
         self._remove(
             ac.address,
+            ac.id,
+            "delete",
             partial(self.client.delete_assistant, ac.id),
-            lambda lock: lock.model_copy(
-                update={"assistants": {k: v for k, v in lock.assistants.items() if k != ac.key}}
-            ),
+            lambda lock: lock.without_assistant(ac.key),
         )
 
     def _delete_file(self, fc: FileChange) -> None:
         assert fc.id is not None
+        file_id = fc.id
         holders = self._failed_holders(fc.sha256)
         if holders:
             self._fail(
                 fc.address, f"skipped: {', '.join(holders)} did not let go of it (see above)"
             )
-            self._tick(fc.address)
+            self._emit(fc.address, "delete", "failed")
             return
         self._remove(
             fc.address,
-            partial(self.client.delete_file, fc.id),
-            lambda lock: lock.model_copy(
-                update={"files": {p: f for p, f in lock.files.items() if f.id != fc.id}}
-            ),
+            file_id,
+            "delete",
+            partial(self.client.delete_file, file_id),
+            lambda lock: lock.without_file(file_id),
         )
 
     def _failed_holders(self, sha: str) -> list[str]:
@@ -540,48 +685,38 @@ class Applier:
             if a.address in failed and a.before is not None and sha in a.before.files
         )
 
-    def _tidy_lock(self, lock: Lock) -> Lock:
-        """The lock's final shape: every desired path with its upload; uploads no manifest
-        needs whose deletion did not happen (still owned, deleted by a later apply); minus
-        paths whose content another desired path still uses, and assistants found gone."""
-        desired_shas = {f.sha256 for f in self.desired.files.values()}
-        files = {
-            p: f
-            for p, f in lock.files.items()
-            if p not in self.desired.files and f.sha256 not in desired_shas
-        }
-        with self._mutex:
-            ids = dict(self._id_by_sha)
-        for path, f in self.desired.files.items():
-            if f.sha256 in ids:
-                files[path] = LockedFile(id=ids[f.sha256], sha256=f.sha256, size=f.size)
-            elif path in lock.files:
-                files[path] = lock.files[path]  # its upload failed: keep what was there
-        assistants = {
-            k: v for k, v in lock.assistants.items() if k not in self.plan.forget_assistants
-        }
-        return lock.model_copy(
-            update={"files": dict(sorted(files.items())), "assistants": assistants}
-        )
-
     # --- the run -------------------------------------------------------------------------------
     def run(self) -> ApplyResult:
         """Carry out the plan; returns counts, failures and the final lock.
 
-        On KeyboardInterrupt, calls not yet started are cancelled, calls in flight finish and
-        are recorded, the lock is written, and the interrupt propagates.
+        When a lock write fails, or on Ctrl-C, no new change starts, the changes in flight
+        finish and are recorded, the lock is written if it can be, and the result says so
+        (``lock_error``, ``interrupted``). Check that the lock can be written at all before
+        (``lockfile.check_writable``): then a read-only project changes nothing.
         """
+        began = self.clock()
         self._id_by_sha = dict(self.plan.file_ids)
+        if self.plan.lock_refresh:  # forgotten and re-filed entries are written even alone
+            self.recorder.update(lambda lock: lock, counts=False)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
         try:
             self._build_phase()
             self._run_all(self._destroy, [a for a in self.plan.assistants if a.action == "delete"])
             self._run_all(self._delete_file, [f for f in self.plan.files if f.action == "delete"])
-            tidy = self._tidy_lock(self.recorder.lock)
-            if tidy != self.recorder.lock:
-                self.recorder.update(self._tidy_lock)
+        except KeyboardInterrupt:
+            self._interrupted.set()
+            self.result.interrupted = True
         finally:
+            self._interrupted.set()  # anything still queued must not start
             self._pool.shutdown(wait=True, cancel_futures=True)
             self.recorder.close()
+        error = self.recorder.error
+        if error is not None and not isinstance(error, LockWriteError):
+            raise error  # a bug in saving, not the user's disk
+        self.result.lock_error = error
         self.result.lock = self.recorder.lock
+        self.result.not_started = max(0, self._total - self._done)
+        self.result.made = self.recorder.changes
+        self.result.recorded = self.recorder.recorded
+        self.result.elapsed = max(0.0, self.clock() - began)
         return self.result

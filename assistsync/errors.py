@@ -76,6 +76,9 @@ class ApiError(AssistsyncError):
         method: str = "",
         path: str = "",
     ) -> None:
+        self.detail = message
+        """The API's (or the transport's) own message, without method, path or request id:
+        what many failures of one cause have in common."""
         self.status = status
         self.request_id = request_id
         self.code = code
@@ -95,3 +98,14 @@ class StalePlanError(AssistsyncError):
 
 class LockBusyError(AssistsyncError):
     """Another assistsync process holds the lock file."""
+
+
+class LockWriteError(AssistsyncError):
+    """The lock file, or the project's ``.assistsync/`` directory, cannot be written.
+
+    ``reason`` is the operating system's word for it (``No space left on device``).
+    """
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason

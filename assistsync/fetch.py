@@ -27,11 +27,14 @@ RECOVERY_WORKERS = 4
 def recovery_candidates(desired: Desired, lock: Lock, files: list[LiveFile]) -> list[str]:
     """Ids of live files that must be hashed to recognise uploads the lock does not record.
 
-    For each desired file whose sha256 no lock entry holds: live files with the same basename
-    and size whose id the lock does not own. Each id appears once, in live order.
+    For each desired file whose content no owned live upload holds: live files with the same
+    basename and size whose id the lock does not own. Each id appears once, in live order.
+    Content the lock names under an upload that is gone counts as unknown: it may have been
+    uploaded again by an apply that died before its lock write.
     """
-    known_shas = {f.sha256 for f in lock.files.values()}
+    live_ids = {f.id for f in files}
     owned = lock.file_ids()
+    known_shas = {sha for file_id, sha in lock.sha_by_file_id().items() if file_id in live_ids}
     wanted = {
         (path.rsplit("/", 1)[-1], f.size)
         for path, f in desired.files.items()

@@ -11,16 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
+import stat
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from assistsync.errors import AssistsyncError, LockBusyError
+from assistsync.errors import AssistsyncError, LockBusyError, LockWriteError
 from assistsync.model import LOCK_VERSION, Lock
+
+DEFAULT_MODE = 0o644
+"""A new lock is readable by all: it holds ids and hashes, never a secret."""
 
 
 def new_lock() -> Lock:
@@ -31,7 +35,27 @@ def new_lock() -> Lock:
 
 def with_lineage(lock: Lock) -> Lock:
     """``lock`` with a lineage: kept when it has one, a fresh UUID when it is new."""
-    return lock if lock.lineage else lock.model_copy(update={"lineage": str(uuid.uuid4())})
+    return lock.with_lineage()
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def check_location(root: Path, path: Path) -> None:
+    """Refuse a lock path whose real location (symlinks followed) is outside the project.
+
+    The lock and ``.assistsync/`` beside it are written on every apply; a directory symlink
+    on the way must not make assistsync write somewhere else.
+    """
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise AssistsyncError(
+            f"{path}: the lock file's real path {real} is outside the project directory "
+            f"{real_root} (a symlink leads there). Point 'lock:' in assistsync.yaml at a path "
+            "inside the project."
+        )
 
 
 def _compact(value: object) -> str:
@@ -79,6 +103,7 @@ def lock_text(lock: Lock) -> str:
     sections = {
         "assistants": _section("assistants", lock.assistants),
         "files": _section("files", lock.files),
+        "retired": _section("retired", lock.retired),
         "lineage": [f"  {_compact('lineage')}: {_compact(lock.lineage)}"],
         "serial": [f"  {_compact('serial')}: {lock.serial}"],
         "version": [f"  {_compact('version')}: {lock.version}"],
@@ -95,68 +120,124 @@ def lock_text(lock: Lock) -> str:
     return "\n".join(lines) + "\n"
 
 
+_CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(\s|$)", re.MULTILINE)
+
+
+def _damaged(path: Path, what: str) -> AssistsyncError:
+    return AssistsyncError(
+        f"{path}: {what}. Restore it from git or from {STATE_DIR}/{path.name}.backup, or delete "
+        "it: plan then finds the assistants assistsync created by their tags."
+    )
+
+
 def read_lock(path: Path) -> Lock:
-    """The lock at ``path``, or a new empty lock when the file does not exist."""
+    """The lock at ``path``, or a new empty lock when the file does not exist.
+
+    Reads the current version and version 1 (retired uploads then lived in ``files`` under
+    ``<path>@<sha256 prefix>``); the next write is the current version.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return new_lock()
+    except UnicodeDecodeError as exc:
+        raise _damaged(path, f"the lock file is not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:
-        raise AssistsyncError(f"{path}: cannot read the lock file: {exc.strerror}.") from exc
+        raise AssistsyncError(f"{path}: cannot read the lock file: {_reason(exc)}.") from exc
+    conflict = _CONFLICT.search(text)
+    if conflict is not None:
+        line = text.count("\n", 0, conflict.start()) + 1
+        raise AssistsyncError(
+            f"{path}:{line}: the lock file has git merge conflicts. Take either side whole "
+            f"(for example 'git checkout --theirs -- {path.name}', then 'git add {path.name}') "
+            "and run plan again: assistants the other side created are found by their tags and "
+            "imported, so nothing is created twice."
+        )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise AssistsyncError(
-            f"{path}:{exc.lineno}:{exc.colno}: the lock file is not valid JSON ({exc.msg}). "
-            f"Restore it from git or from {STATE_DIR}/{path.name}.backup."
+        raise _damaged(
+            path, f"the lock file is not valid JSON at {exc.lineno}:{exc.colno} ({exc.msg})"
         ) from exc
     version = data.get("version") if isinstance(data, dict) else None
-    if isinstance(version, int) and version > LOCK_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
         raise AssistsyncError(
             f"{path}: lock version {version} is newer than this assistsync understands "
             f"({LOCK_VERSION}). Upgrade assistsync."
         )
+    if version == 1 and isinstance(data, dict):
+        data = Lock.from_version_1(data)
     try:
         return Lock.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise AssistsyncError(
-            f"{path}: the lock file is damaged at {where or 'top level'}: {first['msg']}. "
-            f"Restore it from git or from {STATE_DIR}/{path.name}.backup."
+        raise _damaged(
+            path, f"the lock file is damaged at {where or 'top level'}: {first['msg']}"
         ) from exc
 
 
 def write_lock(path: Path, lock: Lock) -> None:
     """Atomically replace the lock at ``path`` with ``lock``, keeping the previous version as
-    ``.assistsync/<lock>.backup`` (beside the project's other run-time files, out of git).
+    ``.assistsync/<lock>.backup`` (beside the project's other run-time files, out of git). The
+    lock keeps the permissions it had (a new one gets 0644).
 
-    Raises ``AssistsyncError`` when the file cannot be written (disk full, permissions).
+    Raises ``LockWriteError`` when the file cannot be written (disk full, permissions).
     """
     try:
-        _write(path, lock_text(lock))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lock_text(lock), backup=True)
     except OSError as exc:
-        raise AssistsyncError(
-            f"{path}: cannot write the lock file: {exc.strerror or exc}. Changes already made "
-            "are live and tagged; fix the problem and run plan: it finds them by their tags."
+        raise LockWriteError(
+            f"{path}: cannot write the lock file: {_reason(exc)}.", reason=_reason(exc)
         ) from exc
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def check_writable(path: Path) -> None:
+    """Raise ``LockWriteError`` unless the lock at ``path`` and ``.assistsync/`` beside it can
+    be written: called before an apply's first change, so a read-only project changes nothing.
+
+    Creates (and removes) a temporary file where each write makes one; it cannot promise that
+    the disk will not fill up later (apply handles that when it happens).
+    """
+    state = state_dir(path.parent)
+    for where in (path.parent, state):
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=where)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            raise LockWriteError(
+                f"{path}: cannot write the lock file ({where} is not writable: "
+                f"{_reason(exc)}). Nothing was changed; make it writable and run apply again.",
+                reason=_reason(exc),
+            ) from exc
+
+
+def write_atomically(path: Path, text: str, *, backup: bool = False) -> None:
+    """Replace ``path`` with ``text``: a temporary file beside it, fsynced, then ``os.replace``.
+
+    The file keeps its permission bits (``DEFAULT_MODE`` when new). With ``backup``, the
+    previous version is kept as ``.assistsync/<name>.backup``. Raises ``OSError``.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = DEFAULT_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if path.exists():
+        if backup and path.exists():
             # a hard link, not a rename: there is never a moment without a lock file
-            backup = state_dir(path.parent) / f"{path.name}.backup"
+            copy = state_dir(path.parent) / f"{path.name}.backup"
             with contextlib.suppress(OSError):
-                os.unlink(backup)
+                os.unlink(copy)
             with contextlib.suppress(OSError):
-                os.link(path, backup)
+                os.link(path, copy)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -171,12 +252,30 @@ def state_dir(project: Path) -> Path:
     """``project/.assistsync``, created with a ``.gitignore`` of ``*``: sandbox state and
     run-time locks never show up as changes, whatever the project's own ignore rules."""
     state = project / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LockWriteError(
+            f"{STATE_DIR}/: cannot create assistsync's state directory: {_reason(exc)}. "
+            "assistsync keeps run-time locks, the lock's backup and the sandbox there; make it a "
+            "writable directory of the project (remove a file that stands in its place).",
+            reason=_reason(exc),
+        ) from exc
     ignore = state / ".gitignore"
     if not ignore.exists():
         with contextlib.suppress(OSError):
             ignore.write_text("# created by assistsync: nothing here belongs in git\n*\n")
     return state
+
+
+def _stale_temp_files(path: Path) -> list[Path]:
+    """Temporary files a killed lock write left beside ``path`` (names ``mkstemp`` made)."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    return [path.parent / n for n in sorted(names) if pattern.match(n)]
 
 
 @contextlib.contextmanager
@@ -185,7 +284,8 @@ def exclusive(path: Path) -> Iterator[None]:
 
     The OS-level lock lives in ``.assistsync/`` beside the lock file (ignored by git), so it
     never shows up as a change; the OS releases it when a process dies. A second process gets a
-    ``LockBusyError`` naming the holder instead of waiting.
+    ``LockBusyError`` naming the holder instead of waiting. Holding it, stale temporary files of
+    killed lock writes (``.<lock>.XXXXXXXX.tmp``) are removed: only one writer makes them.
     """
     from filelock import FileLock, Timeout  # lazy: only apply needs it
 
@@ -203,10 +303,21 @@ def exclusive(path: Path) -> Iterator[None]:
             f"{path.name} is held by {holder}: another apply is running on this project. "
             "Wait for it to finish, then run again."
         ) from exc
+    except OSError as exc:  # after Timeout, which is an OSError too
+        raise LockWriteError(
+            f"{state}: cannot take the one-writer lock: {_reason(exc)}. Nothing was changed; "
+            "make the project directory writable.",
+            reason=_reason(exc),
+        ) from exc
     try:
-        holder_file.write_text(
-            f"assistsync pid {os.getpid()} on {socket.gethostname()}\n", encoding="utf-8"
-        )
+        with contextlib.suppress(OSError):  # only informative; the OS lock is what counts
+            holder_file.write_text(
+                f"assistsync pid {os.getpid()} on {socket.gethostname()}\n", encoding="utf-8"
+            )
+        # no other apply runs now: a temporary file beside the lock is a killed write's
+        for stale in _stale_temp_files(path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -1,7 +1,9 @@
 """(Desired, Live, Lock) -> Plan. Pure: no I/O, no clock, no randomness.
 
-The planner decides everything apply will do; apply never diffs again. Ownership rules live
-here and only here:
+The planner decides everything apply will do, including what the lock records: the lock apply
+starts from (``Plan.lock``: owned objects found gone forgotten, uploads no manifest needs
+retired, desired paths whose content is uploaded recorded) and, per change, what it records
+when it succeeds. Apply never diffs again. Ownership rules live here and only here:
 
 * an assistant is *owned* when the lock names its id, or when it carries
   ``metadata.assistsync_key`` equal to a manifest key and no lock entry claims it (it is then
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from dataclasses import dataclass
 
 from assistsync.model import (
     TAG_KEY,
@@ -26,10 +29,13 @@ from assistsync.model import (
     Live,
     LiveAssistant,
     Lock,
+    LockedFile,
     Plan,
+    RetiredFile,
     canonical_json,
 )
 from assistsync.model.config import UNKNOWN_FILE_PREFIX
+from assistsync.model.lock import LOCK_VERSION
 
 
 def live_config(assistant: LiveAssistant, sha_by_id: dict[str, str]) -> AssistantConfig:
@@ -87,37 +93,62 @@ def _oldest(candidates: list[LiveAssistant]) -> LiveAssistant:
     return min(candidates, key=lambda a: (a.created_at, a.id))
 
 
-def _plan_files(
-    desired: Desired, live: Live, lock: Lock
-) -> tuple[list[FileChange], dict[str, str], dict[str, str], dict[str, list[str]]]:
-    """File changes by content; the content hash of each known live file id; the live upload
-    of each desired hash already on the server; desired paths by hash.
+@dataclass(frozen=True)
+class _Files:
+    """The file side of a plan, before the deletes (which depend on the assistant changes)."""
 
-    An upload no manifest needs is deleted, unless an assistant assistsync does not manage has
-    it attached: deleting it would change that assistant. It stays in the lock until then.
+    creates: list[FileChange]
+    sha_by_id: dict[str, str]
+    """Content hash of every owned (or adopted) live upload."""
+    known_ids_by_sha: dict[str, str]
+    """The owned live upload used for each content hash."""
+    paths_by_sha: dict[str, list[str]]
+    """Desired paths by content hash."""
+    files: dict[str, LockedFile]
+    """The lock's ``files`` as apply starts: desired paths whose content is uploaded."""
+    retired: dict[str, RetiredFile]
+    """Owned live uploads no desired path holds (deleted by this plan where possible)."""
+
+
+def _plan_files(desired: Desired, live: Live, lock: Lock) -> _Files:
+    """Uploads by content, and the lock's file sections as apply starts from them.
+
+    Every owned upload (under a path or retired) still on the server is considered; one that is
+    gone is forgotten. An owned upload of desired content is used instead of uploading again,
+    so content that comes back is never uploaded twice; lock recovery (``Live.file_sha256``)
+    adopts an upload the lock does not know.
     """
-    owned_assistants = {e.id for e in lock.assistants.values()}
-    in_use_elsewhere = {
-        file_id
-        for a in live.assistants
-        if a.id not in owned_assistants and a.tag not in desired.assistants
-        for file_id in a.file_ids
-    }
-    live_file_ids = {f.id for f in live.files}
-    sha_by_id = {i: s for i, s in lock.sha_by_file_id().items() if i in live_file_ids}
+    live_ids = {f.id for f in live.files}
+    paths_by_sha: dict[str, list[str]] = defaultdict(list)
+    for path, wanted in sorted(desired.files.items()):
+        paths_by_sha[wanted.sha256].append(path)
+
+    # owned live uploads, with where they came from; uploads the lock names but the server no
+    # longer has are forgotten here (a delete whose lock write was lost, or one done by hand)
+    origin: dict[str, tuple[str, int, str]] = {}
+    for path, entry in sorted(lock.files.items()):
+        if entry.id in live_ids:
+            origin.setdefault(entry.id, (entry.sha256, entry.size, path))
+    for file_id, r in sorted(lock.retired.items()):
+        if file_id in live_ids:
+            origin.setdefault(file_id, (r.sha256, r.size, r.path))
+    sha_by_id = {i: sha for i, (sha, _, _) in origin.items()}
+
+    # the upload to use for each content: the one a desired path already records, else any
     known_ids_by_sha: dict[str, str] = {}
-    for _, locked_file in sorted(lock.files.items()):
-        if locked_file.id in live_file_ids:
-            known_ids_by_sha.setdefault(locked_file.sha256, locked_file.id)
+    for path, entry in sorted(lock.files.items()):
+        want = desired.files.get(path)
+        if entry.id in origin and want is not None and want.sha256 == entry.sha256:
+            known_ids_by_sha.setdefault(entry.sha256, entry.id)
+    for file_id, (sha, _, _) in sorted(origin.items()):
+        known_ids_by_sha.setdefault(sha, file_id)
+
     recovered: dict[str, str] = {}
     for file_id, sha in sorted(live.file_sha256.items()):
-        if file_id in live_file_ids and file_id not in sha_by_id:
+        if file_id in live_ids and file_id not in origin:
             recovered.setdefault(sha, file_id)
-    paths_by_sha: dict[str, list[str]] = defaultdict(list)
-    for path, f in sorted(desired.files.items()):
-        paths_by_sha[f.sha256].append(path)
 
-    changes: list[FileChange] = []
+    creates: list[FileChange] = []
     for sha, paths in sorted(paths_by_sha.items(), key=lambda kv: kv[1][0]):
         if sha in known_ids_by_sha:
             continue
@@ -125,44 +156,78 @@ def _plan_files(
         adopt = recovered.get(sha)
         if adopt is not None:
             sha_by_id[adopt] = sha
-        changes.append(
+        creates.append(
             FileChange(
                 action="create",
                 path=f.path,
+                paths=tuple(paths),
                 sha256=sha,
                 size=f.size,
                 adopt_id=adopt,
                 reason="its content was found already uploaded" if adopt else None,
             )
         )
-    deleted_ids: set[str] = set()
-    for path, locked_file in sorted(lock.files.items()):
-        if locked_file.sha256 in paths_by_sha or locked_file.id not in live_file_ids:
+    files = {
+        path: LockedFile(id=known_ids_by_sha[f.sha256], sha256=f.sha256, size=f.size)
+        for path, f in sorted(desired.files.items())
+        if f.sha256 in known_ids_by_sha
+    }
+    held = {f.id for f in files.values()}
+    retired = {
+        file_id: RetiredFile(path=path, sha256=sha, size=size)
+        for file_id, (sha, size, path) in sorted(origin.items())
+        if file_id not in held
+    }
+    return _Files(creates, sha_by_id, known_ids_by_sha, paths_by_sha, files, retired)
+
+
+def _plan_deletes(
+    desired: Desired, live: Live, retired: dict[str, RetiredFile], changes: list[AssistantChange]
+) -> list[FileChange]:
+    """Delete each retired upload that no assistant will hold after apply.
+
+    An assistant apply destroys, or updates with new files, lets go of its uploads; any other
+    live assistant (one assistsync does not manage above all) keeps them attached, and deleting
+    the upload would change it. Such an upload stays retired in the lock until then.
+    """
+    letting_go = {
+        c.id
+        for c in changes
+        if c.action == "delete" or (c.action == "update" and "files" in c.changed)
+    }
+    still_attached = {
+        file_id for a in live.assistants if a.id not in letting_go for file_id in a.file_ids
+    }
+    desired_shas = {f.sha256 for f in desired.files.values()}
+    deletes: list[FileChange] = []
+    for file_id, r in sorted(retired.items(), key=lambda kv: (kv[1].path, kv[0])):
+        if file_id in still_attached:
             continue
-        if locked_file.id in in_use_elsewhere:
-            continue
-        if locked_file.id in deleted_ids:
-            continue
-        deleted_ids.add(locked_file.id)
-        changes.append(
+        if r.sha256 in desired_shas:
+            reason = "another upload holds the same content"
+        elif r.path in desired.files:
+            reason = "its content changed and the new version replaces it"
+        else:
+            reason = "no manifest names it any more"
+        deletes.append(
             FileChange(
                 action="delete",
-                path=path.split("@")[0],
-                sha256=locked_file.sha256,
-                size=locked_file.size,
-                id=locked_file.id,
-                reason=(
-                    "its content changed and the new version replaces it"
-                    if path.split("@")[0] in desired.files
-                    else "no manifest names it any more"
-                ),
+                path=r.path,
+                sha256=r.sha256,
+                size=r.size,
+                id=file_id,
+                reason=reason,
             )
         )
-    return changes, sha_by_id, known_ids_by_sha, paths_by_sha
+    return deletes
 
 
-def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
-    """Compute the changes that make the owned live objects match ``desired``.
+def make_plan(
+    desired: Desired, live: Live, lock: Lock, *, root: str = "", endpoint: str = ""
+) -> Plan:
+    """Compute the changes that make the owned live objects match ``desired``, and the lock
+    apply starts from (see ``Plan.lock``). ``root`` and ``endpoint`` are recorded in the plan:
+    where its paths are read from and which API it was made against.
 
     Order is deterministic: files by path, assistants by key. Drift is reported for owned
     assistants whose live configuration differs from what the lock says was last applied, when
@@ -171,7 +236,8 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
     """
     live_by_id = {a.id: a for a in live.assistants}
     lock_owned_ids = {entry.id for entry in lock.assistants.values()}
-    file_changes, sha_by_id, known_ids_by_sha, paths_by_sha = _plan_files(desired, live, lock)
+    planned_files = _plan_files(desired, live, lock)
+    sha_by_id = planned_files.sha_by_id
 
     # --- assistants ----------------------------------------------------------------------
     tagged: dict[str, list[LiveAssistant]] = defaultdict(list)
@@ -244,19 +310,36 @@ def make_plan(desired: Desired, live: Live, lock: Lock) -> Plan:
             )
         )
 
+    deletes = _plan_deletes(desired, live, planned_files.retired, changes)
+    paths_by_sha = planned_files.paths_by_sha
     names = {sha: paths[0] for sha, paths in paths_by_sha.items()}
-    for path, locked_file in lock.files.items():
+    for path, locked_file in sorted(lock.files.items()):
         names.setdefault(locked_file.sha256, path)
+    for retired in sorted(lock.retired.values(), key=lambda r: r.path):
+        names.setdefault(retired.sha256, retired.path)
+    start = lock.model_copy(
+        update={
+            "version": LOCK_VERSION,
+            "assistants": {k: v for k, v in lock.assistants.items() if k not in forget},
+            "files": planned_files.files,
+            "retired": planned_files.retired,
+        }
+    )
 
     return Plan(
         assistants=tuple(changes),
-        files=tuple(file_changes),
+        files=(*planned_files.creates, *deletes),
         drift=tuple(drift),
         desired_fingerprint=desired_fingerprint(desired),
         live_fingerprint=live_fingerprint(live, lock),
         lock_lineage=lock.lineage,
         lock_serial=lock.serial,
         file_names=dict(sorted(names.items())),
-        file_ids={s: i for s, i in sorted(known_ids_by_sha.items()) if s in paths_by_sha},
-        forget_assistants=tuple(forget),
+        file_ids={
+            s: i for s, i in sorted(planned_files.known_ids_by_sha.items()) if s in paths_by_sha
+        },
+        lock=start,
+        lock_refresh=start != lock,
+        root=root,
+        endpoint=endpoint,
     )

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from assistsync.cli.context import Settings, pass_settings
-from assistsync.errors import EXIT_ERROR, EXIT_OK, AssistsyncError
+from assistsync.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError
+
+
+def _confirmed() -> bool:
+    """Ask for 'yes' on the terminal. End of input (Ctrl-D) is a no; Ctrl-C interrupts."""
+    click.echo("\nDo you want to perform these actions?")
+    click.echo("  Only 'yes' will be accepted to approve.\n")
+    click.echo("  Enter a value: ", nl=False)
+    answer = sys.stdin.readline()
+    if not answer:
+        click.echo("")  # Ctrl-D left the cursor after the prompt
+    return answer.strip() == "yes"
 
 
 @click.command("apply")
@@ -29,29 +41,28 @@ def apply_command(
 
     Shows the plan and asks for 'yes' on a terminal; without a terminal it needs --auto-approve.
     With PLANFILE (from 'plan --out') it carries out exactly that plan without asking, and
-    refuses it when the manifests, the lock or the live state changed since it was made.
+    refuses it when the manifests, the lock or the live state changed since it was made, or
+    when it was made against another endpoint.
 
-    Every successful change is recorded in the lock file at once; a failed change does not stop
-    independent ones, and the run then exits 1 listing each failure.
+    Prints one line per resource as it goes. Every successful change is recorded in the lock
+    file at once; a failed change does not stop independent ones, and the run then exits 1
+    listing each failure. Ctrl-C lets the changes in flight finish, records them, and exits 130.
     """
-    from assistsync.applier import Applier
+    from assistsync import pipeline
     from assistsync.cli.context import open_client
-    from assistsync.cli.output import echo_lines, progress
-    from assistsync.cli.saved import check_fresh, load_plan
-    from assistsync.cli.stages import compute
-    from assistsync.lockfile import exclusive, with_lineage, write_lock
-    from assistsync.manifest import locate_lock
+    from assistsync.cli.output import apply_events, duration, echo_lines, outcome_lines
+    from assistsync.cli.stages import endpoint
+    from assistsync.planfile import check_fresh, load_plan
     from assistsync.render import plan_lines
 
     saved = load_plan(planfile) if planfile is not None else None
     # Take the one-writer lock first (its path needs only assistsync.yaml), then read the live
     # state while the manifests load: nothing another apply does can slip in between.
-    with exclusive(locate_lock(settings.root.resolve())), open_client(settings) as client:
-        planned = compute(settings, client)
-        plan, project = planned.plan, planned.project
+    with pipeline.writing(settings.root) as lock_file, open_client(settings) as client:
+        planned = pipeline.plan(client, settings.root, endpoint=endpoint(settings, client.base_url))
+        plan = planned.plan
         if saved is not None:
-            check_fresh(saved, plan)
-            plan = saved
+            plan = check_fresh(saved, plan)
         echo_lines(settings, plan_lines(plan))
         if not plan.has_changes and not plan.lock_only:
             return EXIT_OK
@@ -61,35 +72,25 @@ def apply_command(
                     "apply needs confirmation: run it in a terminal, or pass --auto-approve "
                     "(for CI), or apply a reviewed plan file with 'assistsync apply FILE'."
                 )
-            click.echo("\nDo you want to perform these actions?")
-            click.echo("  Only 'yes' will be accepted to approve.\n")
-            answer = click.prompt("  Enter a value", default="", show_default=False)
-            if answer.strip() != "yes":
+            if not _confirmed():
                 click.echo("\nApply cancelled.")
                 return EXIT_ERROR
         click.echo("")
-        lock_path = project.lock_path
-        with progress(settings, "apply", plan.steps) as report:
-            result = Applier(
+        with apply_events(settings, plan.steps) as events:
+            result = pipeline.apply(
                 client,
                 plan,
-                project.desired,
-                with_lineage(planned.lock),
-                project.root,
-                save=lambda lock: write_lock(lock_path, lock),
+                lock_file,
                 concurrency=concurrency,
-                progress=report,
-            ).run()
-    for failure in result.failures:
-        click.echo(f"Error: {failure.address}: {failure.message}", err=True)
-    if result.failures:
-        n = len(result.failures)
-        click.echo(
-            f"\nApply failed: {n} change{'s' if n != 1 else ''} did not happen; "
-            f"{result.resources()} "
-            f"The lock records what succeeded; run apply again to retry the rest.",
-            err=True,
-        )
+                events=events,
+                clock=time.monotonic,
+            )
+    lines = outcome_lines(result)
+    if lines:
+        click.echo("\n".join(lines), err=True)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if not result.ok:
         return EXIT_ERROR
-    click.echo(result.summary())
+    click.echo(f"\n{result.summary()} Elapsed: {duration(result.elapsed)}.")
     return EXIT_OK

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
 from assistsync.cli.context import Settings, pass_settings
 from assistsync.errors import EXIT_CHANGES, EXIT_OK
+
+
+def apply_command_line(settings: Settings, out: Path) -> str:
+    """The command that applies a plan saved to ``out``, to copy as it is: it keeps ``-C``
+    and ``--sandbox`` (a sandbox plan only applies to the sandbox)."""
+    words = ["assistsync"]
+    if settings.root != Path():
+        words += ["-C", str(settings.root)]
+    if settings.sandbox:
+        words.append("--sandbox")
+    words += ["apply", str(out)]
+    return shlex.join(words)
 
 
 @click.command("plan")
@@ -37,27 +50,29 @@ def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Pat
     files list); never changes anything. Changes made outside assistsync since the last apply
     are shown apart, as drift.
     """
+    from assistsync import pipeline
     from assistsync.cli.context import open_client
     from assistsync.cli.output import echo_lines
-    from assistsync.cli.saved import save_plan
-    from assistsync.cli.stages import compute
-    from assistsync.manifest import locate_lock
+    from assistsync.cli.stages import endpoint
+    from assistsync.planfile import save_plan
     from assistsync.render import plan_lines, render_json, render_markdown
 
-    locate_lock(settings.root.resolve())  # a missing or broken assistsync.yaml is said first
+    pipeline.lock_path(settings.root)  # a missing or broken assistsync.yaml is said first
     with open_client(settings) as client:
-        planned = compute(settings, client)
+        planned = pipeline.plan(client, settings.root, endpoint=endpoint(settings, client.base_url))
     plan = planned.plan
+    if out is not None:
+        save_plan(out, plan)  # before printing: an unwritable --out fails the command alone
     if fmt == "json":
         click.echo(render_json(plan), nl=False)
     elif fmt == "markdown":
         click.echo(render_markdown(plan), nl=False)
     else:
         echo_lines(settings, plan_lines(plan))
-    if out is not None:
-        save_plan(out, plan)
-        if fmt == "text":
-            click.echo(f"\nSaved the plan to {out}. To carry it out: assistsync apply {out}")
+    if out is not None and fmt == "text":
+        click.echo(
+            f"\nSaved the plan to {out}. To carry it out: {apply_command_line(settings, out)}"
+        )
     if detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK

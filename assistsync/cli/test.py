@@ -190,10 +190,16 @@ def _recording_sandbox(project: Project, mode: str) -> Iterator[ApiClient]:
 
 
 def _run_live(session: _Session) -> int:
-    from assistsync.cli.stages import compute
+    from assistsync import pipeline
+    from assistsync.cli.stages import endpoint
 
-    cases = session.cases
-    planned = compute(session.settings, session.client, session.project)
+    cases, settings, client = session.cases, session.settings, session.client
+    planned = pipeline.plan(
+        client,
+        settings.root,
+        endpoint=endpoint(settings, client.base_url),
+        project=session.project,
+    )
     if planned.plan.has_changes:
         click.echo(
             "Note: the plan is not empty, so you are testing what is live, not what your "
@@ -240,7 +246,7 @@ def _execute(session: _Session, ids: dict[str, str], copies: Copies | None) -> i
     known = {path: f.id for path, f in lock.files.items()}
     names: dict[str, tuple[str, ...]] = {}
     for path, locked in sorted(lock.files.items()):
-        names[locked.id] = (*names.get(locked.id, ()), path.split("@")[0])
+        names[locked.id] = (*names.get(locked.id, ()), path)
     if copies is not None:
         by_sha = {f.sha256: path for path, f in project.desired.files.items()}
         for sha, file_id in copies.uploads.items():

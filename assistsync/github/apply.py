@@ -1,20 +1,20 @@
-"""``apply`` mode: run ``assistsync apply --auto-approve``, report it, commit the lock.
+"""``apply`` mode: apply in-process, report from the result, commit the lock.
 
-The command runs as a child process of the same interpreter (the CLI users run), its output
-streamed to the log. Whatever happened, the lock records every change that succeeded; with
-``commit-lock`` that lock is committed and pushed even when some changes failed.
+The apply runs through ``assistsync.pipeline`` as the CLI's does, with the same lines in the
+log (the plan, then one line per resource); the outputs, annotations and commit message come
+from the returned ``ApplyResult``, never from parsing text. Whatever happened, the lock records
+every change that succeeded; with ``commit-lock`` that lock is committed and pushed even when
+some changes failed.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistsync.cli.context import Settings
-from assistsync.errors import EXIT_ERROR, ManifestError
+from assistsync.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, AssistsyncError, ManifestError
 from assistsync.github import comment as comments
 from assistsync.github.commands import (
     append_summary,
@@ -27,7 +27,6 @@ from assistsync.github.event import Runner
 from assistsync.github.gitlock import GitError, commit_lock
 from assistsync.github.plan import Echo
 
-_SUMMARY = re.compile(r"^(Apply complete! .*|Apply failed: .*|No changes\. .*)$")
 _RESOURCES = re.compile(r"Resources: [^.]*\.")
 _LOG_LIMIT = 200_000
 
@@ -43,13 +42,13 @@ class ApplyInputs:
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
+    except OSError:  # missing or unreadable: either way not a lock to compare
         return None
 
 
 def commit_message(summary: str, working_directory: str, run_url: str | None) -> str:
     """``assistsync: Apply complete! Resources: ... [skip ci]`` and where it came from."""
-    failed = summary.startswith("Apply failed")
+    failed = not summary.startswith("Apply complete!")
     resources = _RESOURCES.search(summary)
     if failed and resources:
         subject = f"assistsync: apply partly failed; {resources.group(0)}"
@@ -65,54 +64,62 @@ def commit_message(summary: str, working_directory: str, run_url: str | None) ->
 
 def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     """Apply, report, commit the lock if asked; return the step's exit code."""
-    from assistsync.cli.stages import load
+    from assistsync import pipeline
+    from assistsync.applier import Event
+    from assistsync.cli.context import open_client
+    from assistsync.cli.output import event_line, outcome_lines
+    from assistsync.render import render_text
 
     wd = inputs.working_directory
     root = runner.workspace / wd
+    log: list[str] = []
+
+    def say(line: str) -> None:
+        log.append(line)
+        echo(line)
+
+    def on_event(event: Event) -> None:
+        line = event_line(event)
+        if line is not None:
+            say(line)
+
+    code = EXIT_OK
+    lock_file: Path | None = None
+    before: bytes | None = None
     try:
-        lock_path = load(Settings(root=root)).lock_path
+        with pipeline.writing(root) as lock_file, open_client(Settings(root=root)) as client:
+            before = _read(lock_file)
+            plan = pipeline.plan(client, root).plan
+            say(render_text(plan).rstrip("\n"))
+            summary = plan.summary()
+            if plan.has_changes or plan.lock_only:
+                result = pipeline.apply(client, plan, lock_file, events=on_event)
+                summary = result.summary()
+                for line in outcome_lines(result):  # what the CLI says after the same apply
+                    say(line)
+                    if line.startswith("Error: "):
+                        message = line.removeprefix("Error: ")
+                        echo(command("error", message, title="assistsync apply"))
+                if result.interrupted:
+                    code = EXIT_INTERRUPTED
+                elif not result.ok:
+                    code = EXIT_ERROR
+            say(summary)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(wd, diagnostic))
         return _finish(runner, wd, EXIT_ERROR, False, "Invalid manifests: nothing was applied.", "")
-    before = _read(lock_path)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "assistsync",
-            "-C",
-            str(root),
-            "--no-color",
-            "apply",
-            "--auto-approve",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-    )
-    assert proc.stdout is not None
-    log: list[str] = []
-    for raw in proc.stdout:
-        line = raw.rstrip("\n")
-        log.append(line)
-        echo(line)
-    code = proc.wait()
-    summary = next((m.group(1) for m in map(_SUMMARY.match, reversed(log)) if m), "")
-    if code != 0:
-        for line in log:
-            if line.startswith("Error: "):
-                echo(command("error", line.removeprefix("Error: "), title="assistsync apply"))
-        summary = summary or f"assistsync apply failed (exit code {code}); see the log."
+    except AssistsyncError as exc:
+        say(f"Error: {exc.message}")
+        code = EXIT_ERROR
+        summary = f"assistsync apply failed: {exc.message.splitlines()[0]}"
+    if code != EXIT_OK:
         echo(command("error", summary, title="assistsync apply failed"))
-    changed = _read(lock_path) != before
-    if inputs.commit_lock and changed:
+    changed = lock_file is not None and _read(lock_file) != before
+    if inputs.commit_lock and changed and lock_file is not None:
         try:
             sha = commit_lock(
-                lock_path,
+                lock_file,
                 commit_message(summary, wd, runner.run_url),
                 runner.ref_name,
                 note=lambda text: echo(command("notice", text, title="assistsync")),
@@ -122,7 +129,7 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
             code = code or EXIT_ERROR
         else:
             if sha:
-                echo(f"Committed and pushed {repo_path(wd, lock_path.name)} as {sha[:7]}.")
+                echo(f"Committed and pushed {repo_path(wd, lock_file.name)} as {sha[:7]}.")
     return _finish(runner, wd, code, changed, summary, "\n".join(log))
 
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from assistsync.errors import Diagnostic
+from assistsync.errors import AssistsyncError, Diagnostic
 
 
 def escape_data(text: str) -> str:
@@ -58,15 +58,25 @@ def write_outputs(path: Path, outputs: Mapping[str, str]) -> None:
     Each value is framed by a random delimiter that cannot occur in it (as ``@actions/core``
     does), so values with newlines or ``=`` arrive intact.
     """
-    with path.open("a", encoding="utf-8") as out:
-        for name, value in outputs.items():
+    text = ""
+    for name, value in outputs.items():
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        while delimiter in value:  # pragma: no cover - 122 random bits
             delimiter = f"ghadelimiter_{uuid.uuid4()}"
-            while delimiter in value:  # pragma: no cover - 122 random bits
-                delimiter = f"ghadelimiter_{uuid.uuid4()}"
-            out.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+        text += f"{name}<<{delimiter}\n{value}\n{delimiter}\n"
+    _append(path, text, "the step's outputs ($GITHUB_OUTPUT)")
 
 
 def append_summary(path: Path, markdown: str) -> None:
     """Append markdown to the job summary (``$GITHUB_STEP_SUMMARY``)."""
-    with path.open("a", encoding="utf-8") as out:
-        out.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    _append(path, text, "the job summary ($GITHUB_STEP_SUMMARY)")
+
+
+def _append(path: Path, text: str, what: str) -> None:
+    """Append to a file the runner reads; a file that cannot be written is one clear error."""
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise AssistsyncError(f"{path}: cannot write {what}: {exc.strerror or exc}.") from exc

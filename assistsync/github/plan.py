@@ -58,17 +58,17 @@ def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
     settings = Settings(root=runner.workspace / wd, no_color=True)
     if not os.environ.get("OPENAI_API_KEY", "").strip():
         return _without_key(inputs, runner, settings, echo)
+    from assistsync import pipeline
     from assistsync.cli.context import open_client
-    from assistsync.cli.stages import compute
 
     try:
         with open_client(settings) as client:
-            plan = compute(settings, client).plan
+            plan = pipeline.plan(client, settings.root).plan
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(wd, diagnostic))
         n = len(exc.diagnostics)
-        headline = f"The plan failed: {n} error{'s' if n != 1 else ''} in the manifests."
+        headline = f"The plan failed: {n} error{'s' if n != 1 else ''} in {exc.subject}."
         details = [
             f"{repo_path(wd, d.file)}:{d.line}:{d.col}: {d.message}" for d in exc.diagnostics
         ]
@@ -87,8 +87,14 @@ def _report(inputs: PlanInputs, runner: Runner, plan: Plan, echo: Echo) -> int:
         listed = "\n".join(f"{address} ({reason})" for address, reason in gone)
         echo(command("warning", listed, title=f"assistsync: {len(gone)} to destroy"))
     json_path = plan_json_path(runner, wd)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(render_json(plan), encoding="utf-8")
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(render_json(plan), encoding="utf-8")
+    except OSError as exc:
+        raise AssistsyncError(
+            f"{json_path}: cannot write the JSON plan: {exc.strerror or exc}. Is RUNNER_TEMP "
+            "writable?"
+        ) from exc
     if runner.summary is not None:
         full = render_markdown(plan, title=comments.title(wd))
         append_summary(runner.summary, comments.shorten(full, comments.SUMMARY_LIMIT))
@@ -131,15 +137,15 @@ def _failed(
 
 
 def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: Echo) -> int:
-    from assistsync.cli.stages import load
+    from assistsync import pipeline
 
     try:
-        load(settings)
+        pipeline.load(settings.root)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(inputs.working_directory, diagnostic))
         n = len(exc.diagnostics)
-        summary = f"{n} error{'s' if n != 1 else ''} in the manifests."
+        summary = f"{n} error{'s' if n != 1 else ''} in {exc.subject}."
         if runner.summary is not None:  # a fork's pull request: no comment, but the summary
             wd = inputs.working_directory
             lines = comments.diagnostic_lines(wd, exc.diagnostics)

@@ -313,8 +313,11 @@ class _Loader:
 
     def lock_path(self, config: ProjectConfig, data: YMap, config_path: Path) -> Path:
         pos = data.value_pos.get("lock", (1, 1))
+        from assistsync.manifest.files import check_real  # the lock is written: follow links
+
         try:
             path = check_relative(self.root, self.root, config.lock, "lock")
+            check_real(self.root, path, config.lock, "lock")
         except PathProblem as exc:
             self.path_error(self.rel(config_path), pos, exc)
             return self.root / "assistsync.lock"

@@ -1,7 +1,10 @@
 """A plan: the frozen list of changes that would make the live state match the manifests.
 
 A plan records fingerprints of what it was computed from; apply carries out exactly these
-changes and never diffs again. Rendering reads it; only ``assistsync.applier`` acts on it.
+changes and never diffs again. A plan is enough to apply: it holds the lock apply starts from
+(``Plan.lock``), and each change says what it records in the lock when it succeeds (see
+``Lock.with_upload``, ``AssistantChange.locked``). Rendering reads it; only
+``assistsync.applier`` acts on it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistsync.model.config import AssistantConfig
+from assistsync.model.lock import Lock, LockedAssistant, LockedFile
 
 PLAN_FORMAT_VERSION = "1.0"
 
@@ -21,7 +25,9 @@ class FileChange(BaseModel):
     """Upload a local file (``create``) or delete an upload nothing references (``delete``).
 
     ``adopt_id`` set on a create means the content is already uploaded (found by content during
-    lock recovery): apply records it instead of uploading again.
+    lock recovery): apply records it instead of uploading again. A create records the upload in
+    the lock under every path in ``paths`` (all desired paths with this content; ``path`` is the
+    first, read for the upload); a delete forgets ``id``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -33,11 +39,16 @@ class FileChange(BaseModel):
     id: str | None = None
     adopt_id: str | None = None
     reason: str | None = None
+    paths: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
         """Terraform-style address, e.g. ``file.docs/faq.md``."""
         return f"file.{self.path}"
+
+    def locked(self, file_id: str) -> LockedFile:
+        """The lock entry of this content once uploaded (or adopted) as ``file_id``."""
+        return LockedFile(id=file_id, sha256=self.sha256, size=self.size)
 
 
 class AssistantChange(BaseModel):
@@ -71,6 +82,11 @@ class AssistantChange(BaseModel):
         """Terraform-style address, e.g. ``assistant.support-bot``."""
         return f"assistant.{self.key}"
 
+    def locked(self, assistant_id: str) -> LockedAssistant:
+        """What the lock records once this change succeeds on ``assistant_id``."""
+        assert self.after is not None, "a delete records nothing; it forgets the key"
+        return LockedAssistant(id=assistant_id, applied=self.after.digest())
+
 
 class Drift(BaseModel):
     """An owned assistant changed outside assistsync since the last apply.
@@ -94,10 +110,15 @@ class Drift(BaseModel):
 
 
 class Plan(BaseModel):
-    """The plan: changes in a stable order, drift, and fingerprints of its inputs.
+    """The plan: changes in a stable order, drift, fingerprints of its inputs, and the lock
+    apply starts from.
 
     ``files`` and ``assistants`` hold every change, including ``no-op`` assistants (so renderers
-    can count them); ``paths`` maps each desired file path to its hash for uploads.
+    can count them). ``lock`` is the lock as read, brought up to date with the live state: owned
+    objects found gone are forgotten, uploads no manifest needs are retired, and desired paths
+    whose content is already uploaded are recorded. Apply writes it before its first change and
+    records each successful change on top of it. ``root`` is the project directory the paths are
+    relative to, ``endpoint`` the API the plan was made against.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -114,8 +135,12 @@ class Plan(BaseModel):
     """Display name (project-relative path) of each content hash the plan mentions."""
     file_ids: dict[str, str] = Field(default_factory=dict)
     """The live upload to use for each content hash already on the server (sha256 -> id)."""
-    forget_assistants: tuple[str, ...] = ()
-    """Lock keys whose assistant is gone and not desired: dropped from the lock on apply."""
+    lock: Lock
+    """The lock apply starts from (required: a plan without it cannot be applied safely)."""
+    lock_refresh: bool = False
+    """True when ``lock`` differs from the lock as read: apply writes it even with no change."""
+    root: str = ""
+    endpoint: str = ""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -153,7 +178,7 @@ class Plan(BaseModel):
     def lock_only(self) -> bool:
         """True when apply would only bring the lock up to date (no call to the API)."""
         return not self.has_changes and (
-            bool(self.forget_assistants) or any(a.refresh for a in self.assistants)
+            self.lock_refresh or any(a.refresh for a in self.assistants)
         )
 
     def summary(self) -> str:

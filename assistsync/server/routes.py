@@ -9,10 +9,12 @@ from __future__ import annotations
 from assistsync.server import assistant_files, assistants, files, index, messages, threads
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
+from assistsync.server.retrieval import group as retrieval
 from assistsync.server.runs import endpoints as runs
 
 GROUPS: tuple[Group, ...] = (
     files.GROUP,
+    retrieval.GROUP,  # its trigger follows deletions of files
     assistants.GROUP,
     assistant_files.GROUP,
     threads.GROUP,

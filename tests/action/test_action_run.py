@@ -43,6 +43,9 @@ def test_plan_comments_once_then_updates_the_same_comment(harness: Harness) -> N
     )
     assert applied.outputs["has-changes"] == "true"
     assert (harness.workspace / WD / "assistsync.lock").exists()
+    # the apply runs in-process and logs what the CLI prints: one line per resource
+    assert "assistant.triage-bot: Creating..." in applied.log
+    assert "assistant.triage-bot: Creation complete after " in applied.log
 
     harness.write("assistants/bots.yaml", BOTS_EDITED)
     second = harness.run(command="plan")

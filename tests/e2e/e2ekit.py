@@ -35,6 +35,29 @@ class Result:
         return self.out + self.err
 
 
+def cli_env(base_url: str | None = None) -> dict[str, str]:
+    """The environment the CLI runs in: none of the developer's ``OPENAI_*``, no colour; with
+    ``base_url``, the endpoint and the test key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env["NO_COLOR"] = "1"
+    if base_url is not None:
+        env.update({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": API_KEY})
+    return env
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m assistsync ARGS`` in ``cwd`` as a user types it (no endpoint configured)."""
+    return subprocess.run(
+        [sys.executable, "-m", "assistsync", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
 class Api:
     """Reads (and, to simulate other people, writes) the server directly over HTTP."""
 

@@ -111,13 +111,13 @@ def converge(client: ApiClient, root: Path, desired: Desired, lock: Lock) -> Loc
     failures: list[object] = []
     for _ in range(8):
         try:  # a read can fail too: 500s beyond the retries end that run, as they would a plan
-            plan = make_plan(desired, fetch_live(client, desired, lock), lock)
+            plan = make_plan(desired, fetch_live(client, desired, lock), lock, root=str(root))
         except ApiError as exc:
             failures = [exc]
             continue
         for render in (render_text, render_markdown, render_json):  # any content renders
             assert plan.summary() in render(plan) or render is render_json
-        result = Applier(client, plan, desired, lock, root, save=lambda _: None).run()
+        result = Applier(client, plan, save=lambda _: None).run()
         lock = result.lock
         if not result.failures:
             return lock
@@ -202,6 +202,6 @@ def test_apply_then_plan_is_empty(
             files = raw.get("/files", params={"purpose": "assistants"}).json()["data"]
             used = {f.sha256 for f in want.files.values()}
             assert len(files) >= len(used)
-            owned = {f.id for f in lock.files.values()}
+            owned = lock.file_ids()  # under a path or retired
             unowned = [f for f in files if f["id"] not in owned]
             assert not unowned or noise["lose_lock"], f"uploads nobody owns: {unowned}"

@@ -48,13 +48,33 @@ def test_nothing_to_write_writes_nothing() -> None:
     assert written == []
 
 
-def test_a_failed_write_is_raised() -> None:
+def test_a_failed_write_is_kept_flush_raises_it_and_close_tries_once_more() -> None:
+    written: list[Lock] = []
+    full = threading.Event()
+    full.set()
+
     def save(lock: Lock) -> None:
-        raise OSError(28, "No space left on device")
+        if full.is_set():
+            raise OSError(28, "No space left on device")
+        written.append(lock)
 
     recorder = LockRecorder(Lock(lineage="l"), save)
     recorder.update(add("a"))
     with pytest.raises(OSError, match="No space left"):
-        recorder.close()
-    with pytest.raises(OSError, match="No space left"):
-        recorder.update(add("b"))
+        recorder.flush()
+    recorder.update(add("b"))  # a change in flight when the write failed is still recorded
+    assert isinstance(recorder.error, OSError)
+    assert (recorder.changes, recorder.recorded) == (2, 0)
+    full.clear()  # space was freed: the last write succeeds and holds both
+    recorder.close()
+    assert sorted(written[-1].assistants) == ["a", "b"]
+    assert (recorder.changes, recorder.recorded) == (2, 2)
+
+
+def test_a_lock_only_update_is_not_a_change() -> None:
+    written: list[Lock] = []
+    recorder = LockRecorder(Lock(lineage="l"), written.append)
+    recorder.update(lambda lock: lock, counts=False)
+    recorder.update(add("a"))
+    recorder.close()
+    assert (recorder.changes, recorder.recorded) == (1, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from assistsync.fetch import recovery_candidates
 from assistsync.model import (
     TAG_KEY,
     Desired,
@@ -15,9 +16,11 @@ from assistsync.model import (
     Lock,
     LockedAssistant,
     LockedFile,
+    RetiredFile,
     SourceLocation,
 )
 from assistsync.planner import desired_fingerprint, live_config, make_plan
+from assistsync.render import render_text
 
 SRC = SourceLocation(file="assistants/a.yaml", line=2, col=3)
 SHA_A = "a" * 64
@@ -245,3 +248,96 @@ def test_an_upload_an_unmanaged_assistant_uses_is_not_deleted() -> None:
     assert make_plan(desired(), live, lock).files == ()
     unused = live.model_copy(update={"assistants": ()})
     assert [f.action for f in make_plan(desired(), unused, lock).files] == ["delete"]
+
+
+def _live_file(file_id: str, name: str, size: int) -> LiveFile:
+    return LiveFile(id=file_id, bytes=size, filename=name, purpose="assistants")
+
+
+def test_uploads_the_server_no_longer_has_are_forgotten() -> None:
+    # an apply killed after DELETE /files/<old> but before its lock write
+    f = DesiredFile(path="docs/faq.md", sha256=SHA_B, size=5)
+    a = want("bot", files=("docs/faq.md",))
+    d = desired(a, files={"docs/faq.md": f})
+    lock = Lock(
+        lineage="x",
+        assistants={"bot": owned(d, "bot", "asst_1")},
+        files={"docs/faq.md": LockedFile(id="file-new", sha256=SHA_B, size=5)},
+        retired={"file-old": RetiredFile(path="docs/faq.md", sha256=SHA_A, size=4)},
+    )
+    live = Live(
+        assistants=(live_of(a, "asst_1", file_ids=("file-new",)),),
+        files=(_live_file("file-new", "faq.md", 5),),
+    )
+    plan = make_plan(d, live, lock)
+    assert plan.summary() == "No changes. Your assistants match the configuration."
+    assert plan.lock.retired == {}
+    assert plan.lock.files == lock.files
+    assert plan.lock_only  # apply writes the lock without the gone upload
+
+
+def test_content_that_comes_back_reuses_its_retired_upload() -> None:
+    f = DesiredFile(path="docs/faq.md", sha256=SHA_A, size=4)
+    a = want("bot", files=("docs/faq.md",))
+    lock = Lock(
+        lineage="x",
+        files={"docs/faq.md": LockedFile(id="file-new", sha256=SHA_B, size=5)},
+        retired={"file-old": RetiredFile(path="docs/faq.md", sha256=SHA_A, size=4)},
+    )
+    live = Live(files=(_live_file("file-new", "faq.md", 5), _live_file("file-old", "faq.md", 4)))
+    plan = make_plan(desired(a, files={"docs/faq.md": f}), live, lock)
+    assert [f.action for f in plan.files if f.action == "create"] == []
+    assert plan.file_ids == {SHA_A: "file-old"}
+    assert plan.lock.files == {"docs/faq.md": LockedFile(id="file-old", sha256=SHA_A, size=4)}
+    assert [(c.action, c.id) for c in plan.files] == [("delete", "file-new")]
+
+
+def test_recovery_considers_content_whose_locked_upload_is_gone() -> None:
+    f = DesiredFile(path="docs/faq.md", sha256=SHA_A, size=4)
+    lock = Lock(
+        lineage="x", retired={"file-gone": RetiredFile(path="docs/faq.md", sha256=SHA_A, size=4)}
+    )
+    files = [_live_file("file-reupload", "faq.md", 4)]
+    assert recovery_candidates(desired(files={"docs/faq.md": f}), lock, files) == ["file-reupload"]
+
+
+def test_a_path_with_an_at_sign_is_a_path() -> None:
+    lock = Lock(
+        lineage="x", files={"docs/team@acme.md": LockedFile(id="file-1", sha256=SHA_A, size=1)}
+    )
+    plan = make_plan(desired(), Live(files=(_live_file("file-1", "team@acme.md", 1),)), lock)
+    (delete,) = plan.files
+    assert delete.address == "file.docs/team@acme.md"
+    assert "# file.docs/team@acme.md will be destroyed" in render_text(plan)
+
+
+def test_the_plan_says_what_each_change_records() -> None:
+    shared = {p: DesiredFile(path=p, sha256=SHA_B, size=5) for p in ("a/x.md", "b/x.md")}
+    a = want("bot", files=("a/x.md", "b/x.md"))
+    d_old = desired(a, files={p: f.model_copy(update={"sha256": SHA_A}) for p, f in shared.items()})
+    lock = Lock(
+        lineage="x",
+        assistants={"bot": owned(d_old, "bot", "asst_1")},
+        files={p: LockedFile(id="file-old", sha256=SHA_A, size=5) for p in shared},
+    )
+    live = Live(
+        assistants=(live_of(a, "asst_1", file_ids=("file-old",)),),
+        files=(_live_file("file-old", "x.md", 5),),
+    )
+    plan = make_plan(desired(a, files=shared), live, lock, root="/p", endpoint="http://e/v1")
+    upload, delete = plan.files
+    assert upload.paths == ("a/x.md", "b/x.md")
+    assert (delete.action, delete.id) == ("delete", "file-old")
+    assert plan.lock.files == {}
+    assert plan.lock.retired == {"file-old": RetiredFile(path="a/x.md", sha256=SHA_A, size=5)}
+    after_upload = plan.lock.with_upload(upload.paths, upload.locked("file-new"))
+    assert {p: f.id for p, f in after_upload.files.items()} == {
+        "a/x.md": "file-new",
+        "b/x.md": "file-new",
+    }
+    assert after_upload.without_file("file-old").retired == {}
+    (change,) = plan.assistants
+    assert change.locked("asst_1") == LockedAssistant(
+        id="asst_1", applied=desired(a, files=shared).config_of("bot").digest()
+    )
+    assert (plan.root, plan.endpoint) == ("/p", "http://e/v1")

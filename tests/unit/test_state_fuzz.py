@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assistsync.cli.saved import load_plan
 from assistsync.errors import AssistsyncError
 from assistsync.lockfile import read_lock
+from assistsync.planfile import load_plan
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
