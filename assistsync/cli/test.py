@@ -8,32 +8,23 @@ every test passes, 1 otherwise.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from assistsync.cli.context import Settings, pass_settings
-from assistsync.errors import (
-    EXIT_ERROR,
-    EXIT_OK,
-    AssistsyncError,
-    ConfigError,
-    Diagnostic,
-    ManifestError,
-)
+from assistsync.errors import EXIT_ERROR, EXIT_OK, ConfigError
 
 if TYPE_CHECKING:
     from assistsync.api import ApiClient
     from assistsync.manifest import Project
-    from assistsync.testing.copies import Copies
     from assistsync.testing.loader import TestCase
+    from assistsync.testing.suite import SuiteOptions
 
 RECORDINGS = "tests/recordings"
 
@@ -87,7 +78,7 @@ def test_command(
     test passes, 1 when one fails or on error.
     """
     from assistsync.cli.stages import load
-    from assistsync.testing.loader import load_tests
+    from assistsync.testing.suite import SuiteOptions, select
 
     if record and replay:
         raise click.UsageError("--record and --replay exclude each other")
@@ -98,60 +89,11 @@ def test_command(
             "at it)"
         )
     project = load(settings)
-    suite = load_tests(project)
-    cases = [c for c in suite.tests if _selected(c.key, pattern)]
-    if not cases:
-        where = f" matching -k {pattern!r}" if pattern else ""
-        raise ConfigError(
-            f"no tests{where}: write test files under tests/ (or list globs under 'tests:' in "
-            "assistsync.yaml); 'assistsync validate' checks them"
-        )
-    _require_judge(cases)
+    cases = select(project, pattern)
     mode = "record" if record else "replay" if replay else None
+    options = SuiteOptions(planned=planned, concurrency=concurrency, pattern=pattern)
     with _client(settings, project, mode) as client:
-        session = _Session(settings, project, client, cases, concurrency, fmt, junit)
-        return _run_planned(session) if planned else _run_live(session)
-
-
-@dataclass(frozen=True)
-class _Session:
-    """What one ``assistsync test`` works with: settings, project, client, chosen tests and
-    output options."""
-
-    settings: Settings
-    project: Project
-    client: ApiClient
-    cases: list[TestCase]
-    concurrency: int
-    fmt: str
-    junit: Path | None
-
-
-def _selected(key: str, pattern: str | None) -> bool:
-    if not pattern:
-        return True
-    if any(c in pattern for c in "*?["):
-        return fnmatch.fnmatchcase(key, pattern)
-    return pattern in key
-
-
-def _require_judge(cases: list[TestCase]) -> None:
-    """A ``rubric`` needs a judge model; none can be configured yet, so say where, up front."""
-    problems = [
-        Diagnostic(
-            check.where.file,
-            check.where.line,
-            check.where.col,
-            "rubric needs a judge model, and none is configured; grade with the other "
-            "assertions for now",
-        )
-        for case in cases
-        for turn in case.turns
-        for check in turn.checks
-        if check.kind == "rubric" or (check.inner is not None and check.inner.kind == "rubric")
-    ]
-    if problems:
-        raise ManifestError(problems, "the test files")
+        return _run(settings, project, client, cases, options, fmt, junit)
 
 
 @contextmanager
@@ -189,78 +131,20 @@ def _recording_sandbox(project: Project, mode: str) -> Iterator[ApiClient]:
         yield client
 
 
-def _run_live(session: _Session) -> int:
-    from assistsync import pipeline
+def _run(
+    settings: Settings,
+    project: Project,
+    client: ApiClient,
+    cases: list[TestCase],
+    options: SuiteOptions,
+    fmt: str,
+    junit: Path | None,
+) -> int:
     from assistsync.cli.stages import endpoint
-
-    cases, settings, client = session.cases, session.settings, session.client
-    planned = pipeline.plan(
-        client,
-        settings.root,
-        endpoint=endpoint(settings, client.base_url),
-        project=session.project,
-    )
-    if planned.plan.has_changes:
-        click.echo(
-            "Note: the plan is not empty, so you are testing what is live, not what your "
-            "manifests say ('assistsync plan' shows the difference; 'assistsync test "
-            "--planned' tests the manifests).",
-            err=True,
-        )
-    lock = planned.lock
-    missing = sorted({c.assistant for c in cases if c.assistant not in lock.assistants})
-    if missing:
-        raise ConfigError(
-            f"no live assistant for {', '.join(missing)}: the lock does not name "
-            f"{'it' if len(missing) == 1 else 'them'}. Run 'assistsync apply' first, or test "
-            "the manifests with 'assistsync test --planned'."
-        )
-    ids = {key: lock.assistants[key].id for key in {c.assistant for c in cases}}
-    return _execute(session, ids, None)
-
-
-def _run_planned(session: _Session) -> int:
-    from assistsync.lockfile import read_lock
-    from assistsync.testing.copies import Copies
-
-    project = session.project
-    lock = read_lock(project.lock_path)
-    copies = Copies(session.client, project.desired, lock, project.root)
-    try:
-        ids = copies.create(sorted({c.assistant for c in session.cases}))
-        return _execute(session, ids, copies)
-    finally:
-        for problem in copies.close():
-            click.echo(f"Warning: could not delete the {problem}", err=True)
-
-
-def _execute(session: _Session, ids: dict[str, str], copies: Copies | None) -> int:
-    from assistsync.api.runs import Conversations
-    from assistsync.lockfile import read_lock
     from assistsync.testing import report
-    from assistsync.testing.loader import Attachment
-    from assistsync.testing.runner import Files, Runner, TestResult
+    from assistsync.testing.runner import TestResult
+    from assistsync.testing.suite import run_suite
 
-    project, client, fmt = session.project, session.client, session.fmt
-    lock = read_lock(project.lock_path)
-    known = {path: f.id for path, f in lock.files.items()}
-    names: dict[str, tuple[str, ...]] = {}
-    for path, locked in sorted(lock.files.items()):
-        names[locked.id] = (*names.get(locked.id, ()), path)
-    if copies is not None:
-        by_sha = {f.sha256: path for path, f in project.desired.files.items()}
-        for sha, file_id in copies.uploads.items():
-            names[file_id] = (*names.get(file_id, ()), by_sha[sha])
-        for path, desired in project.desired.files.items():
-            for locked in lock.files.values():
-                if locked.sha256 == desired.sha256 and path not in names.get(locked.id, ()):
-                    names[locked.id] = (*names.get(locked.id, ()), path)
-
-    def upload(attachment: Attachment) -> str:
-        return client.upload_file(attachment.path, attachment.path.name).id
-
-    files = Files(known=known, upload=upload, names=names)
-    runner = Runner(Conversations(client), ids, files, concurrency=session.concurrency)
     text = fmt == "text"
 
     def show(result: TestResult) -> None:
@@ -268,13 +152,11 @@ def _execute(session: _Session, ids: dict[str, str], copies: Copies | None) -> i
             click.echo(report.result_line(result))
             sys.stdout.flush()
 
-    try:
-        results = runner.run(session.cases, show)
-    finally:
-        for file_id in files.uploaded.values():
-            with contextlib.suppress(AssistsyncError):  # the outcome matters more
-                client.delete_file(file_id)
-    junit = session.junit
+    def note(message: str) -> None:
+        click.echo(f"Note: {message}.", err=True)
+
+    options = dataclasses.replace(options, endpoint=endpoint(settings, client.base_url))
+    results = run_suite(client, project, cases, options, show, note)
     if junit is not None:
         try:
             junit.write_text(report.junit_report(results), encoding="utf-8")

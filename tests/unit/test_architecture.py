@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "planfile": {"model", "errors", "lockfile"},
     "pipeline": {"api", "applier", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
     "server": set(),
-    "testing": {"api", "manifest", "model", "errors"},
+    "testing": {"api", "manifest", "model", "errors", "lockfile", "pipeline"},
 }
 
 
