@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -173,3 +173,29 @@ def junit_report(results: Sequence[TestResult]) -> str:
             failure.text = "\n".join(failure_lines(result))
     ET.indent(suite)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, "unicode") + "\n"
+
+
+def markdown_report(results: Sequence[TestResult], title: str, where: Callable[[str], str]) -> str:
+    """The results for a pull-request comment or a job summary: the summary line in bold, a
+    table of tests, and each failure's transcript in a collapsible block. ``where`` maps a
+    project-relative path to what readers should see (the repository-relative path)."""
+    lines = [f"### {title}", "", f"**{summary(results)}**", ""]
+    lines += ["| test | assistant | result |", "| --- | --- | --- |"]
+    for r in sorted(results, key=lambda r: (r.passed, r.case.key)):
+        mark = "passed" if r.passed else "**failed**"
+        rate = f" ({r.passes}/{len(r.attempts)})" if r.case.repeat > 1 else ""
+        lines.append(f"| `{r.case.key}` | `{r.case.assistant}` | {mark}{rate} |")
+    for r in sorted(results, key=lambda r: r.case.key):
+        if r.passed:
+            continue
+        attempt = r.failed_attempt
+        lines += ["", f"<details><summary>{r.case.key}: why it failed</summary>", "", "```text"]
+        if attempt is not None:
+            lines += transcript(attempt)
+            for f in attempt.failures:
+                what = f" ({f.assertion})" if f.assertion else ""
+                lines.append(
+                    f"{where(f.where.file)}:{f.where.line}:{f.where.col}: {f.message}{what}"
+                )
+        lines += ["```", "</details>"]
+    return "\n".join(lines) + "\n"
