@@ -481,3 +481,19 @@ def test_the_quickstart_tests_pass_on_the_sandbox(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     planned = cli("test", "--planned", "--format", "json")
     assert json.loads(planned.stdout)["passed"] == 3
+
+
+def test_a_test_copy_left_behind_is_invisible_to_plan_and_apply(applied: Project, api: Api) -> None:
+    """A copy whose process was killed before it could delete it carries only the copy tag,
+    never the ownership tag: plan neither adopts nor destroys it."""
+    from assistsync.testing.copies import COPY_TAG
+
+    left = api.create(
+        {"model": "gpt-4", "name": "Order Helper", "metadata": {COPY_TAG: "order-helper"}}
+    )
+    plan = applied.run("plan", "--detailed-exitcode")
+    assert plan.code == 0, plan.all
+    assert "No changes." in plan.out
+    assert applied.run("apply", "--auto-approve").code == 0
+    assert left["id"] in {a["id"] for a in api.assistants()}
+    assert "assistsync_key" not in left["metadata"]
