@@ -47,6 +47,9 @@ class Level:
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     first_delta_ms: list[float] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+    """CPU the load generator itself used during the level: near ``wall_s`` means the
+    client (the SDK under one GIL), not the server, set the pace."""
     note: str = ""
 
     @property
@@ -66,6 +69,7 @@ class Level:
             "p99_ms": _pct(self.latencies_ms, 99),
             "first_delta_p50_ms": _pct(self.first_delta_ms, 50),
             "first_delta_p99_ms": _pct(self.first_delta_ms, 99),
+            "client_cpu_pct": 100 * self.client_cpu_s / self.wall_s if self.wall_s else None,
             "note": self.note,
         }
 
@@ -124,10 +128,11 @@ def load(base_url: str, mode: str, concurrency: int, count: int) -> Level:
             level.note = f"{type(exc).__name__}: {exc}"[:200]
             return None
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(concurrency) as pool:
         outcomes = list(pool.map(guarded, jobs))
     level.wall_s = time.perf_counter() - started
+    level.client_cpu_s = time.process_time() - cpu
     for outcome in outcomes:
         if outcome is None:
             level.errors += 1
@@ -223,6 +228,10 @@ def _ms(value: Any) -> str:
     return "—" if value is None else f"{value:.1f} ms"
 
 
+def _pct_text(value: Any) -> str:
+    return "—" if value is None else f"{value:.0f} %"
+
+
 def _rate(value: Any) -> str:
     return "—" if value is None else f"{value:,.0f}/s"
 
@@ -234,16 +243,22 @@ def table(levels: list[dict[str, Any]]) -> str:
     head = (
         "### Runs (echo model, SDK 1.20, no latency)\n\n"
         "| mode | concurrency | runs (GETs) | rate | create → final p50 | p99 "
-        "| first delta p50 | p99 | errors |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| first delta p50 | p99 | client CPU | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = [
         f"| {lv['mode']} | {lv['concurrency']} | {lv.get('count', '—')} | {_rate(lv.get('rate'))} "
         f"| {_ms(lv.get('p50_ms'))} | {_ms(lv.get('p99_ms'))} "
         f"| {_ms(lv.get('first_delta_p50_ms'))} | {_ms(lv.get('first_delta_p99_ms'))} "
+        f"| {_pct_text(lv.get('client_cpu_pct'))} "
         f"| {lv.get('errors', 0)}{' — ' + lv['note'] if lv.get('note') else ''} |"
         for lv in levels
     ]
-    return head + "\n".join(rows) + "\n\n" + "\n".join(targets(levels)) + "\n"
+    note = (
+        "\nclient CPU: the load generator's CPU time over the level's wall time; near 100 % "
+        "the SDK client (one process, one GIL), not the server, set the pace.\n\n"
+    )
+    return head + "\n".join(rows) + "\n" + note + "\n".join(targets(levels)) + "\n"
 
 
 def targets(levels: list[dict[str, Any]]) -> list[str]:

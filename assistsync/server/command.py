@@ -144,7 +144,7 @@ def _log(line: str) -> None:
     "--max-concurrent-runs",
     type=click.IntRange(min=1),
     default=None,
-    help="Runs executed at once; more wait queued (default: 4 per CPU core, at least 4).",
+    help="Runs executed at once; more wait queued (default: 4 per CPU core, 4 to 64).",
 )
 @click.option(
     "--run-expiry-s",

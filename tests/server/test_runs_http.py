@@ -388,9 +388,15 @@ def test_not_found(c: httpx.Client, runs: RunServer, assistant: Json) -> None:
 def test_polling_headers(c: httpx.Client, runs: RunServer, assistant: Json) -> None:
     thread = new_thread(c, "hi")
     run = ok(c.post(f"/threads/{thread}/runs", json={"assistant_id": assistant["id"]}))
-    held = c.get(f"/threads/{thread}/runs/{run['id']}", headers={"X-Stainless-Poll-Helper": "true"})
-    assert held.headers["openai-poll-after-ms"] == "10"
-    # Held until the run came to rest: the poller's very first GET sees the end.
+    # A poller's GET is held until the run comes to rest (at most a second, so a slow run
+    # may take a few); how much sooner pollers see the end is measured by the benchmark.
+    for _ in range(50):
+        held = c.get(
+            f"/threads/{thread}/runs/{run['id']}", headers={"X-Stainless-Poll-Helper": "true"}
+        )
+        assert held.headers["openai-poll-after-ms"] == "10"
+        if held.json()["status"] == "completed":
+            break
     assert held.json()["status"] == "completed"
     plain_get = c.get(f"/threads/{thread}/runs/{run['id']}")
     assert plain_get.headers["openai-poll-after-ms"] == "10"
@@ -498,8 +504,12 @@ def test_a_client_leaving_a_stream_does_not_stop_the_run(
         httpx.Client(base_url=runs.handle.base_url, headers=dict(c.headers)) as raw,
         raw.stream("POST", f"/threads/{thread}/runs", json=body) as response,
     ):
-        lines = response.iter_lines()
-        seen = [line for line in (next(lines) for _ in range(8)) if line.startswith("event:")]
+        seen: list[str] = []
+        for line in response.iter_lines():  # keep-alive comments may come in between
+            if line.startswith("event:"):
+                seen.append(line)
+            if len(seen) == 3:
+                break
     # The connection is closed here, mid-run.
     assert seen[:3] == [
         "event: thread.run.created",

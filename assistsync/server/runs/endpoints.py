@@ -305,9 +305,9 @@ def group(
             context.db,
             port,
             clock=clock,
+            models=options.models,
             max_concurrent_runs=options.max_concurrent_runs,
             run_expiry_s=options.run_expiry_s,
-            models=options.models,
             # A manual clock moves only when a test says so; the test then calls tick().
             tick_interval_s=None if isinstance(clock, ManualClock) else 1.0,
         )

@@ -99,8 +99,9 @@ class ModelRequest:
     config: RunConfig
     conversation: tuple[Turn, ...]
     sleep: Callable[[float], bool] = lambda seconds: True
-    """Wait ``seconds`` on the run's clock; False means stop now (the run was cancelled or
-    expired, or the server is stopping). Backends that wait on the network do not need it."""
+    """Wait ``seconds`` on the run's clock, counted (with any earlier waits of the turn) from
+    the moment the turn started; False means stop now (the run was cancelled or expired, or
+    the server is stopping). Backends that wait on the network do not need it."""
 
 
 @dataclass(frozen=True)
