@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,7 @@ from assistsync.errors import EXIT_ERROR, EXIT_OK, ConfigError
 if TYPE_CHECKING:
     from assistsync.api import ApiClient
     from assistsync.manifest import Project
+    from assistsync.server.runs.model import ModelSource
     from assistsync.testing.loader import TestCase
     from assistsync.testing.suite import SuiteOptions
 
@@ -115,20 +116,48 @@ def _recording_sandbox(project: Project, mode: str) -> Iterator[ApiClient]:
     from assistsync.server import start_server
     from assistsync.server.recording import Recorder
     from assistsync.server.routes import GROUPS
-    from assistsync.server.runs.echo import EchoModel
     from assistsync.server.runs.endpoints import RunOptions, configured
 
-    echo = EchoModel()
-    recorder = Recorder(
-        lambda name: echo, project.root / RECORDINGS, "record" if mode == "record" else "replay"
-    )
-    groups = configured(GROUPS, RunOptions(models=recorder))
     db = state_dir(project.root) / "sandbox.db"
-    with (
-        start_server(host="127.0.0.1", port=0, db=db, groups=groups) as server,
-        ApiClient(server.base_url, SANDBOX_KEY) as client,
-    ):
-        yield client
+    with _sandbox_models() as source:
+        recorder = Recorder(
+            source, project.root / RECORDINGS, "record" if mode == "record" else "replay"
+        )
+        groups = configured(GROUPS, RunOptions(models=recorder))
+        with (
+            start_server(host="127.0.0.1", port=0, db=db, groups=groups) as server,
+            ApiClient(server.base_url, SANDBOX_KEY) as client,
+        ):
+            yield client
+
+
+@contextmanager
+def _sandbox_models() -> Iterator[ModelSource]:
+    """What answers the sandbox's runs: the chat backend the ``ASSISTSYNC_CHAT_*`` variables
+    name (where this build has chat backends), else ``echo``; closed after use."""
+    import importlib
+
+    from assistsync.server.runs.echo import EchoModel
+
+    echo = EchoModel()
+    try:
+        backends: Any = importlib.import_module("assistsync.server.backends")
+    except ModuleNotFoundError:
+        backends = None
+    settings = None
+    if backends is not None:
+        try:
+            settings = backends.from_env()
+        except backends.ChatSettingsError as exc:
+            raise ConfigError(f"sandbox chat backend: {exc}") from None
+    if settings is None:
+        yield lambda name: echo
+        return
+    backend = backends.ChatBackend(settings)
+    try:
+        yield backend.source
+    finally:
+        backend.close()
 
 
 def _run(
