@@ -497,3 +497,29 @@ def test_a_test_copy_left_behind_is_invisible_to_plan_and_apply(applied: Project
     assert applied.run("apply", "--auto-approve").code == 0
     assert left["id"] in {a["id"] for a in api.assistants()}
     assert "assistsync_key" not in left["metadata"]
+
+
+def test_attachments_reuse_uploads_by_content_and_remove_their_own(
+    applied: Project, api: Api, server: ServerHandle
+) -> None:
+    applied.write("notes/receipt.txt", "Receipt 42\n")
+    applied.write(
+        "tests/t.yaml",
+        """\
+        tests:
+          attached:
+            assistant: returns-bot
+            turns:
+              - user: Here is my receipt and the FAQ
+                files: [../notes/receipt.txt, ../docs/faq.md]
+                expect: [{contains: receipt}]
+        """,
+    )
+    before = sorted(f["id"] for f in api.files())
+    server.stats.reset()
+    uploads = applied.run("test")
+    assert uploads.code == 0, uploads.all
+    assert server.stats.by_route["POST /v1/files"] == 1
+    assert server.stats.by_route["DELETE /v1/files/{file_id}"] == 1
+    # the FAQ went by the lock's upload; the receipt was uploaded for the test, then deleted
+    assert sorted(f["id"] for f in api.files()) == before
