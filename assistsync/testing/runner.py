@@ -19,6 +19,7 @@ from typing import Any
 
 from assistsync.api.runs import Conversations, PendingCall, StreamedRun
 from assistsync.errors import AssistsyncError
+from assistsync.manifest.files import sha256_file
 from assistsync.model.testfile import Stub
 from assistsync.testing.assertions import CallRecord, Judge, TurnResult, evaluate, subset
 from assistsync.testing.loader import Attachment, Check, TestCase, Where
@@ -98,9 +99,10 @@ def stub_output(stubs: Iterable[Stub], call: PendingCall) -> str | None:
 class Files:
     """File ids for message attachments and names for cited ids.
 
-    ``known`` maps a project path to the id of an upload with its content (from the lock);
-    anything else is uploaded once, on first use, by ``upload`` (and listed in ``uploaded`` so
-    the caller can delete it afterwards).
+    ``known`` maps a sha256 to the id of an upload with that content (from the lock): an
+    attachment with the same content is sent by that id, whatever its path. Anything else is
+    uploaded once, on first use, by ``upload`` (and listed in ``uploaded`` so the caller can
+    delete it afterwards).
     """
 
     known: Mapping[str, str]
@@ -110,8 +112,14 @@ class Files:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def id_of(self, attachment: Attachment) -> str:
-        if attachment.name in self.known:
-            return self.known[attachment.name]
+        try:
+            sha, _ = sha256_file(attachment.path)
+        except OSError as exc:
+            raise AssistsyncError(
+                f"cannot read the attachment {attachment.name}: {exc.strerror or exc}"
+            ) from exc
+        if sha in self.known:
+            return self.known[sha]
         with self._lock:
             if attachment.name not in self.uploaded:
                 self.uploaded[attachment.name] = self.upload(attachment)
@@ -184,7 +192,8 @@ class Runner:
         try:
             for turn in case.turns:
                 start = self.clock()
-                file_ids = [self.files.id_of(a) for a in turn.files]
+                # Two paths with one content are one upload, attached once.
+                file_ids = list(dict.fromkeys(self.files.id_of(a) for a in turn.files))
                 if thread_id is None:
                     streamed = self.conversations.start(assistant_id, turn.user, file_ids)
                 else:

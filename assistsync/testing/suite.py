@@ -151,7 +151,7 @@ def _run(
         return client.upload_file(attachment.path, attachment.path.name).id
 
     files = Files(
-        known={path: f.id for path, f in lock.files.items()},
+        known={f.sha256: f.id for f in lock.files.values()},
         upload=upload,
         names=_names(project, lock, copies),
     )

@@ -503,6 +503,7 @@ def test_attachments_reuse_uploads_by_content_and_remove_their_own(
     applied: Project, api: Api, server: ServerHandle
 ) -> None:
     applied.write("notes/receipt.txt", "Receipt 42\n")
+    applied.write("notes/faq-copy.md", (applied.root / "docs/faq.md").read_text())
     applied.write(
         "tests/t.yaml",
         """\
@@ -511,7 +512,7 @@ def test_attachments_reuse_uploads_by_content_and_remove_their_own(
             assistant: returns-bot
             turns:
               - user: Here is my receipt and the FAQ
-                files: [../notes/receipt.txt, ../docs/faq.md]
+                files: [../notes/receipt.txt, ../docs/faq.md, ../notes/faq-copy.md]
                 expect: [{contains: receipt}]
         """,
     )
@@ -521,5 +522,6 @@ def test_attachments_reuse_uploads_by_content_and_remove_their_own(
     assert uploads.code == 0, uploads.all
     assert server.stats.by_route["POST /v1/files"] == 1
     assert server.stats.by_route["DELETE /v1/files/{file_id}"] == 1
-    # the FAQ went by the lock's upload; the receipt was uploaded for the test, then deleted
+    # the FAQ (and a copy of it elsewhere) went by the lock's upload; the receipt was uploaded
+    # for the test, then deleted
     assert sorted(f["id"] for f in api.files()) == before
