@@ -93,23 +93,28 @@ def test_command(
     cases = select(project, pattern)
     mode = "record" if record else "replay" if replay else None
     options = SuiteOptions(planned=planned, concurrency=concurrency, pattern=pattern)
-    with _client(settings, project, mode) as client:
+    with _client(settings, project, mode, prune=pattern is None) as client:
         return _run(settings, project, client, cases, options, fmt, junit)
 
 
 @contextmanager
-def _client(settings: Settings, project: Project, mode: str | None) -> Iterator[ApiClient]:
+def _client(
+    settings: Settings, project: Project, mode: str | None, *, prune: bool
+) -> Iterator[ApiClient]:
     from assistsync.cli.context import open_client
 
     if mode is None:
         with open_client(settings) as client:
             yield client
         return
-    yield from _recording_sandbox(project, mode)
+    yield from _recording_sandbox(project, mode, prune)
 
 
-def _recording_sandbox(project: Project, mode: str) -> Iterator[ApiClient]:
-    """The sandbox server with its model wrapped by the recorder (``record``/``replay``)."""
+def _recording_sandbox(project: Project, mode: str, prune: bool) -> Iterator[ApiClient]:
+    """The sandbox server with its model wrapped by the recorder (``record``/``replay``).
+
+    A ``record`` of every test (no ``-k``) that completes deletes the recordings it did not
+    write, so the committed directory holds the answers of today's tests only."""
     from assistsync.api import ApiClient
     from assistsync.cli.context import SANDBOX_KEY
     from assistsync.lockfile import state_dir
@@ -129,6 +134,14 @@ def _recording_sandbox(project: Project, mode: str) -> Iterator[ApiClient]:
             ApiClient(server.base_url, SANDBOX_KEY) as client,
         ):
             yield client
+        if mode == "record" and prune:
+            removed = recorder.prune()
+            if removed:
+                n = len(removed)
+                click.echo(
+                    f"Removed {n} recording{'s' if n != 1 else ''} no test asks for any more.",
+                    err=True,
+                )
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -91,6 +92,18 @@ class Recorder:
         self.source = source
         self.directory = directory
         self.mode = mode
+        self.written: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def prune(self) -> list[Path]:
+        """After a complete ``record``: delete the recordings no request of this run wrote
+        (answers to conversations that no longer exist); returns what was deleted."""
+        removed = []
+        for path in sorted(self.directory.glob("*.json")):
+            if path not in self.written:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
 
     def __call__(self, name: str) -> Model:
         return _Recorded(self, name)
@@ -114,6 +127,8 @@ class Recorder:
                 json.dump(body, fh, indent=2, sort_keys=True, ensure_ascii=False)
                 fh.write("\n")
             os.replace(tmp, path)
+            with self._lock:
+                self.written.add(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -398,6 +398,13 @@ def test_record_then_replay_without_the_backend(tmp_path: Path) -> None:
         "the conversation or prompt changed since it was recorded; re-record with --record"
         in changed.out
     )
+    rerecorded = project.run("--sandbox", "test", "--record")
+    assert rerecorded.code == 0, rerecorded.all
+    # the answers to the old conversation are gone: the directory holds today's answers only
+    assert "Removed 3 recordings no test asks for any more." in rerecorded.err
+    now = sorted((project.root / "tests/recordings").glob("*.json"))
+    assert len(now) == 3
+    assert not set(now) & set(files)  # every request changed with the first message
 
 
 def test_validate_locates_test_file_errors(project: Project) -> None:
