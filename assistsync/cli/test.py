@@ -182,16 +182,21 @@ def _run(
     fmt: str,
     junit: Path | None,
 ) -> int:
+    from assistsync.cli.output import use_color
     from assistsync.cli.stages import endpoint
     from assistsync.testing import report
     from assistsync.testing.runner import TestResult
     from assistsync.testing.suite import run_suite
 
     text = fmt == "text"
+    color = use_color(settings, sys.stdout)
 
     def show(result: TestResult) -> None:
         if text:
-            click.echo(report.result_line(result))
+            line = report.result_line(result)
+            word, rest = line.split(" ", 1)
+            styled = click.style(word, fg="green" if result.passed else "red", bold=True)
+            click.echo(f"{styled} {rest}" if color else line)
             sys.stdout.flush()
 
     def note(message: str) -> None:
