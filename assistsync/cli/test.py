@@ -89,12 +89,21 @@ def test_command(
             "--sandbox (or run 'assistsync server' with recordings and point OPENAI_BASE_URL "
             "at it)"
         )
+    from assistsync.testing.judging import judge_from_env
+
     project = load(settings)
-    cases = select(project, pattern)
-    mode = "record" if record else "replay" if replay else None
-    options = SuiteOptions(planned=planned, concurrency=concurrency, pattern=pattern)
-    with _client(settings, project, mode, prune=pattern is None) as client:
-        return _run(settings, project, client, cases, options, fmt, junit)
+    judge, judge_client = judge_from_env()
+    try:
+        cases = select(project, pattern, judged=judge is not None)
+        mode = "record" if record else "replay" if replay else None
+        options = SuiteOptions(
+            planned=planned, concurrency=concurrency, pattern=pattern, judge=judge
+        )
+        with _client(settings, project, mode, prune=pattern is None) as client:
+            return _run(settings, project, client, cases, options, fmt, junit)
+    finally:
+        if judge_client is not None:
+            judge_client.close()
 
 
 @contextmanager

@@ -62,9 +62,13 @@ def run_test(inputs: TestInputs, runner: Runner, echo: Echo) -> int:
 
     wd = inputs.working_directory
     settings = Settings(root=runner.workspace / wd, no_color=True)
+    from assistsync.testing.judging import judge_from_env
+
+    judge_client = None
     try:
+        judge, judge_client = judge_from_env()
         project = pipeline.load(settings.root)
-        cases = select(project, None)
+        cases = select(project, None, judged=judge is not None)
         if not os.environ.get("OPENAI_API_KEY", "").strip():
             echo(command("notice", NO_KEY_NOTICE, title="assistsync test skipped"))
             _outputs(runner, 0, 0, EXIT_OK, "Skipped: no OpenAI API key.")
@@ -74,7 +78,7 @@ def run_test(inputs: TestInputs, runner: Runner, echo: Echo) -> int:
                 client,
                 project,
                 cases,
-                SuiteOptions(planned=inputs.planned),
+                SuiteOptions(planned=inputs.planned, judge=judge),
                 lambda r: echo(report.result_line(r)),
                 lambda note: echo(command("notice", note, title="assistsync test")),
             )
@@ -88,6 +92,9 @@ def run_test(inputs: TestInputs, runner: Runner, echo: Echo) -> int:
         echo(command("error", exc.message, title="assistsync test failed"))
         _outputs(runner, 0, 0, EXIT_ERROR, "The tests could not run.")
         return EXIT_ERROR
+    finally:
+        if judge_client is not None:
+            judge_client.close()
     for line in report.text_report(results):
         echo(line)
     for result in results:

@@ -155,7 +155,7 @@ def evaluate(check: Check, result: TurnResult, judge: Judge | None = None) -> st
     if kind == "rubric":
         assert a.rubric is not None
         if judge is None:
-            return "rubric needs a judge model, and none is configured (see --judge-model)"
+            return "rubric needs a judge model, and none is configured (ASSISTSYNC_JUDGE_MODEL)"
         grade = judge(a.rubric, result)
         threshold = a.threshold if a.threshold is not None else DEFAULT_RUBRIC_THRESHOLD
         if grade >= threshold:

@@ -26,11 +26,12 @@ def transcript(attempt: Attempt) -> list[str]:
     """The conversation of an attempt: user, tool calls and outputs, assistant, citations."""
     lines: list[str] = []
     for turn in attempt.turns:
-        lines += _turn(turn)
+        lines += turn_lines(turn)
     return lines
 
 
-def _turn(turn: TurnResult) -> list[str]:
+def turn_lines(turn: TurnResult) -> list[str]:
+    """One turn as transcript lines (what failures show, and what the judge grades)."""
     lines = [f"  user: {turn.user}"]
     for call in turn.calls:
         output = call.output if call.output is not None else "(no stub output)"

@@ -22,7 +22,9 @@ from assistsync.errors import AssistsyncError, ConfigError, Diagnostic, Manifest
 from assistsync.lockfile import read_lock
 from assistsync.manifest import Project
 from assistsync.model import Lock
+from assistsync.testing.assertions import Judge
 from assistsync.testing.copies import Copies
+from assistsync.testing.judging import NOT_CONFIGURED
 from assistsync.testing.loader import Attachment, TestCase, load_tests
 from assistsync.testing.runner import Clock, Files, Runner, TestResult
 
@@ -43,11 +45,13 @@ class SuiteOptions:
     pattern: str | None = None
     endpoint: str = ""
     clock: Clock = field(default=time.monotonic)
+    judge: Judge | None = None
+    """Grades ``rubric`` assertions (see :mod:`assistsync.testing.judging`)."""
 
 
-def select(project: Project, pattern: str | None) -> list[TestCase]:
+def select(project: Project, pattern: str | None, judged: bool = False) -> list[TestCase]:
     """The project's tests whose key matches ``pattern`` (a substring, or a glob), checked:
-    none found and a ``rubric`` (no judge can be configured) are errors."""
+    none found, and a ``rubric`` when no judge is configured (``judged``), are errors."""
     import fnmatch
 
     suite = load_tests(project)
@@ -71,15 +75,14 @@ def select(project: Project, pattern: str | None) -> list[TestCase]:
             check.where.file,
             check.where.line,
             check.where.col,
-            "rubric needs a judge model, and none is configured; grade with the other "
-            "assertions for now",
+            NOT_CONFIGURED,
         )
         for case in cases
         for turn in case.turns
         for check in turn.checks
         if check.kind == "rubric" or (check.inner is not None and check.inner.kind == "rubric")
     ]
-    if problems:
+    if problems and not judged:
         raise ManifestError(problems, "the test files")
     return cases
 
@@ -160,6 +163,7 @@ def _run(
         ids,
         files,
         clock=options.clock,
+        judge=options.judge,
         concurrency=options.concurrency,
     )
     try:

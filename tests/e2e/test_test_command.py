@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from e2ekit import API_KEY, Api, Project
+from e2ekit import API_KEY, Api, Project, stub_server
 
 from assistsync.server import ServerHandle
 
@@ -532,3 +533,72 @@ def test_attachments_reuse_uploads_by_content_and_remove_their_own(
     # the FAQ (and a copy of it elsewhere) went by the lock's upload; the receipt was uploaded
     # for the test, then deleted
     assert sorted(f["id"] for f in api.files()) == before
+
+
+class _Judge(BaseHTTPRequestHandler):
+    """A chat-completions server that grades 0.9 when the rubric asks for an echo, else 0.2,
+    and records what it was asked."""
+
+    asked: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).asked.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), **body}
+        )
+        prompt = body["messages"][-1]["content"]
+        grade = 0.9 if "echoes" in prompt else 0.2
+        content = json.dumps({"grade": grade, "reason": "as asked"})
+        answer = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_rubric_is_graded_by_the_configured_judge(applied: Project) -> None:
+    applied.write(
+        "tests/r.yaml",
+        """\
+        tests:
+          judged:
+            assistant: returns-bot
+            turns:
+              - user: hi
+                expect:
+                  - rubric: The answer echoes the question
+                  - not: {rubric: The answer is rude, threshold: 0.5}
+          judged-harshly:
+            assistant: returns-bot
+            turns:
+              - user: hi
+                expect:
+                  - rubric: The answer is warm and helpful
+                    threshold: 0.8
+        """,
+    )
+    _Judge.asked.clear()
+    with stub_server(_Judge) as judge:
+        result = applied.run(
+            "test",
+            env={
+                "ASSISTSYNC_JUDGE_MODEL": "grader-1",
+                "ASSISTSYNC_JUDGE_URL": judge.base_url,
+                "ASSISTSYNC_JUDGE_KEY_ENV": "JUDGE_KEY",
+                "JUDGE_KEY": "sk-judge-secret",
+            },
+        )
+    assert result.code == 1, result.all
+    assert "PASSED judged (returns-bot)" in result.out
+    assert "FAILED judged-harshly (returns-bot)" in result.out
+    assert "the judge graded 0.20 against the rubric, below 0.8" in result.out
+    assert "sk-judge-secret" not in result.all
+    asked = _Judge.asked[0]
+    assert asked["path"] == "/v1/chat/completions"
+    assert asked["auth"] == "Bearer sk-judge-secret"
+    assert asked["model"] == "grader-1"
+    assert "assistant: echo: hi" in asked["messages"][-1]["content"]
