@@ -98,8 +98,6 @@ def run_suite(
     """Run ``cases`` against the live assistants or, with ``options.planned``, copies."""
     if not options.planned:
         planned = pipeline.plan(client, project.root, endpoint=options.endpoint, project=project)
-        if planned.plan.has_changes:
-            on_note(PLAN_NOT_EMPTY)
         lock = planned.lock
         missing = sorted({c.assistant for c in cases if c.assistant not in lock.assistants})
         if missing:
@@ -108,6 +106,8 @@ def run_suite(
                 f"{'it' if len(missing) == 1 else 'them'}. Run 'assistsync apply' first, or "
                 "test the manifests with 'assistsync test --planned'."
             )
+        if planned.plan.has_changes:
+            on_note(PLAN_NOT_EMPTY)
         ids = {c.assistant: lock.assistants[c.assistant].id for c in cases}
         return _run(client, project, lock, ids, None, cases, options, on_result)
     lock = read_lock(project.lock_path)
