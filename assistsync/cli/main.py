@@ -3,7 +3,8 @@
 Exit codes (documented in ``--help`` and the README):
 
 * 0 — success (and, with ``plan --detailed-exitcode``, no changes);
-* 1 — an error: bad manifest, missing key, API failure, stale plan, a change that failed;
+* 1 — an error: bad manifest, missing key, API failure, stale plan, a change that failed,
+  a failed test;
 * 2 — ``plan --detailed-exitcode`` only: changes are present;
 * 3 — an internal error (a bug in assistsync);
 * 130 — interrupted (Ctrl-C); every change that finished is in the lock.
@@ -31,12 +32,14 @@ Examples:
   assistsync apply plan.json               carry out exactly that plan
   assistsync import --all --dry-run        adopt existing assistants (what would be written)
   assistsync --env prod plan               plan one environment of assistsync.yaml
+  assistsync --sandbox test --planned      run tests/ against copies of the manifests
   assistsync server --db dev.db            run the Assistants API v1 server locally
 
 \b
 Exit codes:
   0    success (plan --detailed-exitcode: no changes)
-  1    error: invalid manifest, missing API key, API failure, stale saved plan
+  1    error: invalid manifest, missing API key, API failure, stale saved plan;
+       test: a test failed
   2    plan --detailed-exitcode: changes are present
   3    internal error (a bug: please report it)
   130  interrupted (Ctrl-C); finished changes are recorded in the lock
@@ -104,10 +107,11 @@ def cli(
 def _register() -> None:
     from assistsync.cli.apply import apply_command
     from assistsync.cli.plan import plan_command
+    from assistsync.cli.test import test_command
     from assistsync.cli.validate import validate_command
     from assistsync.server.command import server_command
 
-    for command in (validate_command, plan_command, apply_command, server_command):
+    for command in (validate_command, plan_command, apply_command, test_command, server_command):
         cli.add_command(command)
     from assistsync.cli.import_ import import_command
 

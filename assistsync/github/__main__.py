@@ -1,4 +1,4 @@
-"""``python -m assistsync.github plan|apply``: the entry point ``action.yml`` runs.
+"""``python -m assistsync.github plan|apply|test``: the entry point ``action.yml`` runs.
 
 Inputs come as options (the action passes them as quoted shell variables, never by expression
 interpolation); the API key comes from ``OPENAI_API_KEY`` and the GitHub token from
@@ -57,6 +57,22 @@ def apply_command(working_directory: str, environment: str, commit_lock: bool) -
 
     inputs = ApplyInputs(working_directory, commit_lock, environment)
     sys.exit(_guard(lambda: run_apply(inputs, Runner.from_env(), click.echo)))
+
+
+@main.command("test")
+@_DIR
+@_ENV
+@click.option("--comment", type=click.BOOL, default=True, help="Comment on the pull request.")
+@click.option("--planned", type=click.BOOL, default=False, help="Test copies of the manifests.")
+def test_command(working_directory: str, environment: str, comment: bool, planned: bool) -> None:
+    """Run the conversation tests; comment, summarise, annotate and set the step's outputs."""
+    from assistsync.github.event import Runner
+    from assistsync.github.test import TestInputs, run_test
+
+    inputs = TestInputs(
+        working_directory, comment, os.environ.get("GITHUB_TOKEN", ""), planned, environment
+    )
+    sys.exit(_guard(lambda: run_test(inputs, Runner.from_env(), click.echo)))
 
 
 def _guard(run: Callable[[], int]) -> int:

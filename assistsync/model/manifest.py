@@ -49,6 +49,7 @@ VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 DEFAULT_MANIFEST_GLOB = "assistants/**/*.yaml"
 DEFAULT_LOCK = "assistsync.lock"
+DEFAULT_TESTS_GLOB = "tests/**/*.yaml"
 
 _SCHEMA_FIELD = Field(
     default=None,
@@ -153,6 +154,13 @@ class ProjectConfig(_Strict):
             "Named environments (e.g. staging, prod) applied from the same manifests: each has "
             "its own variables, lock and sandbox state; commands then need `--env NAME` (or "
             "ASSISTSYNC_ENV)."
+        ),
+    )
+    tests: list[str] = Field(
+        default_factory=lambda: [DEFAULT_TESTS_GLOB],
+        description=(
+            "Globs of test files for `assistsync test`, relative to assistsync.yaml. The default "
+            "may match nothing; a glob you list must match at least one file."
         ),
     )
 

@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": {"api", "applier", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
     "server": set(),
     "adopt": {"api", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
+    "testing": {"api", "manifest", "model", "errors", "lockfile", "pipeline"},
 }
 
 
