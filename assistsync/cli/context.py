@@ -70,7 +70,8 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
 
         db = state_dir(settings.root) / "sandbox.db"
         with (
-            start_server(host="127.0.0.1", port=0, db=db) as server,
+            _sandbox_models() as groups,
+            start_server(host="127.0.0.1", port=0, db=db, groups=groups) as server,
             ApiClient(server.base_url, SANDBOX_KEY) as client,
         ):
             yield client
@@ -98,3 +99,27 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
         project=os.environ.get("OPENAI_PROJECT_ID") or None,
     ) as client:
         yield client
+
+
+@contextmanager
+def _sandbox_models() -> Iterator[tuple[Any, ...]]:
+    """The sandbox server's endpoint groups: runs answered by the chat backend that
+    ``ASSISTSYNC_CHAT_URL`` (and ``ASSISTSYNC_CHAT_KEY_ENV``, ``ASSISTSYNC_CHAT_MODELS``,
+    ``ASSISTSYNC_CHAT_CONCURRENCY``) name, else by ``echo``. The backend is closed after the
+    server stops."""
+    from assistsync.server.backends import ChatBackend, ChatSettingsError, from_env
+    from assistsync.server.routes import GROUPS
+    from assistsync.server.runs.endpoints import RunOptions, configured
+
+    try:
+        chat = from_env()
+        backend = ChatBackend(chat) if chat is not None else None
+    except ChatSettingsError as exc:
+        raise ConfigError(f"sandbox chat backend: {exc}") from None
+    if backend is None:
+        yield tuple(GROUPS)
+        return
+    try:
+        yield configured(GROUPS, RunOptions(models=backend.source))
+    finally:
+        backend.close()

@@ -38,6 +38,7 @@ from assistsync.server.runs.engine import (
     default_workers,
 )
 from assistsync.server.runs.events import Subscription
+from assistsync.server.runs.model import ModelSource
 from assistsync.server.runs.ports import Threads
 from assistsync.server.runs.requests import (
     parse_create_run,
@@ -68,6 +69,8 @@ class RunOptions:
     """Runs executed at once (None: :func:`~.engine.default_workers`)."""
     run_expiry_s: int = DEFAULT_RUN_EXPIRY_S
     """Seconds from a run's creation to its ``expires_at``."""
+    models: ModelSource | None = None
+    """Picks the backend for a run's model name (None: ``echo`` answers every name)."""
 
 
 def engine_of(context: Context) -> RunEngine:
@@ -302,6 +305,7 @@ def group(
             clock=clock,
             max_concurrent_runs=options.max_concurrent_runs,
             run_expiry_s=options.run_expiry_s,
+            models=options.models,
             # A manual clock moves only when a test says so; the test then calls tick().
             tick_interval_s=None if isinstance(clock, ManualClock) else 1.0,
         )

@@ -632,7 +632,13 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
-        request = ModelRequest(config, conversation, sleep=self._sleeper(run_id))
+        request = ModelRequest(
+            config,
+            conversation,
+            sleep=self._sleeper(run_id),
+            expires_at=run["expires_at"],
+            now=self.clock.now,
+        )
         writer = _TurnWriter(self, run)
         try:
             for event in self.models(config.model).respond(request):
