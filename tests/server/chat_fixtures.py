@@ -3,6 +3,7 @@ whose runs it answers, and the official SDK 1.20 pointed at that server."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +25,24 @@ KEY_ENV = "STANDIN_CHAT_KEY"
 BACKEND_MODEL = "standin-model"
 
 
+class Log(list[str]):
+    """Log lines (the server's and the backend's), with a wait for one to appear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition()
+
+    def append(self, line: str) -> None:
+        with self._cond:
+            super().append(line)
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, count: int = 1) -> None:
+        """Return once ``count`` lines contain ``text``."""
+        with self._cond:
+            assert self._cond.wait_for(lambda: sum(text in line for line in self) >= count, WAIT_S)
+
+
 class ChatServer:
     """The real server, its runs answered by the stand-in through a real :class:`ChatBackend`."""
 
@@ -36,7 +55,7 @@ class ChatServer:
         max_concurrent_runs: int | None = None,
         **settings: Any,
     ) -> None:
-        self.logs: list[str] = []
+        self.logs = Log()
         self.backend = ChatBackend(
             ChatSettings(
                 url=standin.url,

@@ -86,6 +86,9 @@ class StandIn:
     headers: list[dict[str, str]] = field(default_factory=list)
     hangups: int = 0
     """Stalled answers whose client hung up."""
+    in_flight: int = 0
+    max_in_flight: int = 0
+    """The most requests it was answering at once."""
 
     def __post_init__(self) -> None:
         self._script: deque[Reply] = deque()
@@ -144,6 +147,15 @@ class StandIn:
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
             self._cond.notify_all()
             reply = self._script.popleft() if self._script else text("ok")
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._answer(handler, body, reply)
+        finally:
+            with self._cond:
+                self.in_flight -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler, body: Json, reply: Reply) -> None:
         if self.latency_s:
             time.sleep(self.latency_s)
         if handler.path.rstrip("/") != "/v1/chat/completions":
@@ -165,7 +177,7 @@ class StandIn:
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         if reply.kind in ("drop", "stall"):
-            for chunk in chunks[: len(reply.chunks)]:
+            for chunk in chunks[: 1 + len(reply.chunks)]:  # the role chunk, then the text
                 _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
             if reply.kind == "stall":
                 self._stall(handler)

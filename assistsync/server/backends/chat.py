@@ -195,7 +195,8 @@ class ChatBackend:
                 yield Failure(problem.code, problem.message)
                 return
             delay = problem.delay_s if problem.delay_s is not None else backoff(attempts)
-            if request.expires_at is not None and request.now() + delay >= request.expires_at:
+            retry_at = request.now() + delay
+            if request.expires_at is not None and retry_at >= request.expires_at:
                 tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
                 yield Failure(
                     problem.code,
@@ -204,7 +205,7 @@ class ChatBackend:
                 )
                 return
             self._log(f"chat backend: {problem.message}; retrying in {delay:.2f} s")
-            if not request.sleep(delay):
+            if not request.sleep(max(0.0, retry_at - request.now())):
                 return  # the run was cancelled or expired while waiting
 
     # -- one call ------------------------------------------------------------------------------
@@ -221,9 +222,14 @@ class ChatBackend:
                 )
             except httpx.TimeoutException as exc:
                 return Problem("server_error", f"The chat backend timed out ({_name(exc)})")
-            except httpx.TransportError as exc:
+            except httpx.ConnectError as exc:
                 return Problem(
                     "server_error", f"The chat backend could not be reached ({_name(exc)})"
+                )
+            except httpx.TransportError as exc:
+                return Problem(
+                    "server_error",
+                    f"The chat backend's connection broke before it answered ({_name(exc)})",
                 )
             watch = _Watch(request, response)
             try:
@@ -243,7 +249,11 @@ class ChatBackend:
             except (httpx.TransportError, httpx.StreamError) as exc:
                 if watch.stopped:
                     return None  # we closed it: the run was cancelled or expired
-                broke = f"The chat backend's connection broke ({_name(exc)})"
+                broke = (
+                    f"The chat backend sent nothing for {self.settings.read_timeout_s:g} s"
+                    if isinstance(exc, httpx.TimeoutException)
+                    else f"The chat backend's connection broke ({_name(exc)})"
+                )
                 if answer.started:
                     yield Failure("server_error", f"{broke} in the middle of its answer")
                     return None
