@@ -69,7 +69,8 @@ def drop(*chunks: str) -> Reply:
 
 
 def stall(*chunks: str) -> Reply:
-    """Stream ``chunks``, then wait — until :meth:`StandIn.release` or the client hangs up."""
+    """Stream ``chunks``, then wait: until :meth:`StandIn.release` (then the answer ends as
+    usual) or until the client hangs up (recorded in :attr:`StandIn.hangups`)."""
     return Reply("stall", chunks=chunks)
 
 
@@ -177,20 +178,22 @@ class StandIn:
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         if reply.kind in ("drop", "stall"):
-            for chunk in chunks[: 1 + len(reply.chunks)]:  # the role chunk, then the text
+            sent = 1 + len(reply.chunks)  # the role chunk, then the text
+            for chunk in chunks[:sent]:
                 _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
-            if reply.kind == "stall":
-                self._stall(handler)
-            handler.close_connection = True
-            handler.connection.shutdown(socket.SHUT_RDWR)
-            return None
+            chunks = chunks[sent:]
+            if reply.kind == "drop" or not self._stall(handler):
+                handler.close_connection = True
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                return None
         for chunk in chunks:
             _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
         _write_chunk(handler, "data: [DONE]\n\n")
         _write_chunk(handler, "")
         return None
 
-    def _stall(self, handler: BaseHTTPRequestHandler) -> None:
+    def _stall(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Wait for :meth:`release` (True: finish the answer) or the client hanging up."""
         conn = handler.connection
         while not self._released.wait(0.01):
             readable, _, _ = select.select([conn], [], [], 0)
@@ -198,7 +201,8 @@ class StandIn:
                 with self._cond:
                     self.hangups += 1
                     self._cond.notify_all()
-                return
+                return False
+        return True
 
     def _chunks(self, body: Json, reply: Reply) -> list[Json]:
         base = {
