@@ -6,7 +6,10 @@ JSON ``chat.completion`` otherwise), records every request it receives (body and
 answers from a script the test writes: text in chunks, tool calls (argument fragments
 streamed), error statuses with headers (429 with retry-after, 500s, 400s), a dropped
 connection, an answer that stalls until the test releases it (or the client hangs up, which it
-records), and a fixed latency. With nothing scripted it answers ``ok``.
+records), and a fixed latency. With nothing scripted it answers :attr:`StandIn.answer` (``ok``).
+
+``python tests/server/chat_testkit.py [LATENCY_S] [CHUNK ...]`` serves one on a free port and
+prints its URL (the benchmark runs it so, in a process of its own).
 
 The benchmark (``python -m benchmarks.chat``) serves its backend with this same class.
 """
@@ -83,6 +86,8 @@ class StandIn:
     reject_stream_options: bool = False
     """Answer 400 to a request with ``stream_options`` (as some servers do)."""
     send_usage: bool = True
+    answer: tuple[str, ...] = ("ok",)
+    """The chunks of the answer when nothing is scripted."""
     requests: list[Json] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     hangups: int = 0
@@ -147,7 +152,7 @@ class StandIn:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in handler.headers.items()})
             self._cond.notify_all()
-            reply = self._script.popleft() if self._script else text("ok")
+            reply = self._script.popleft() if self._script else text(*self.answer)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -279,3 +284,12 @@ def _write_chunk(handler: BaseHTTPRequestHandler, data: str) -> None:
     raw = data.encode()
     handler.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
     handler.wfile.flush()
+
+
+if __name__ == "__main__":
+    import sys
+
+    latency = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    served = StandIn(latency_s=latency, answer=tuple(sys.argv[2:]) or ("ok",))
+    print(served.url, flush=True)
+    threading.Event().wait()
