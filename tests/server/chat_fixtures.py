@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from chat_testkit import StandIn
-from openai import OpenAI
+from openai import AssistantEventHandler, OpenAI
+from openai.types.beta.threads import Text, TextDelta
 from runs_testkit import FUNCTIONS, WAIT_S, check_any
 from server_testkit import ServerFactory
 
@@ -44,12 +45,13 @@ class Log(list[str]):
 
 
 class ChatServer:
-    """The real server, its runs answered by the stand-in through a real :class:`ChatBackend`."""
+    """The real server, its runs answered by the stand-in (or the backend at a URL) through a
+    real :class:`ChatBackend`."""
 
     def __init__(
         self,
         make_server: ServerFactory,
-        standin: StandIn,
+        backend: StandIn | str,
         *,
         run_expiry_s: int = 600,
         max_concurrent_runs: int | None = None,
@@ -58,7 +60,7 @@ class ChatServer:
         self.logs = Log()
         self.backend = ChatBackend(
             ChatSettings(
-                url=standin.url,
+                url=backend if isinstance(backend, str) else backend.url,
                 key_env=KEY_ENV,
                 models=(("gpt-4-turbo", BACKEND_MODEL),),
                 **settings,
@@ -94,6 +96,17 @@ class ChatServer:
         self.backend.close()
 
 
+class Deltas(AssistantEventHandler):
+    """Records the text deltas the SDK hands a stream's event handler."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deltas: list[str] = []
+
+    def on_text_delta(self, delta: TextDelta, snapshot: Text) -> None:
+        self.deltas.append(delta.value or "")
+
+
 @pytest.fixture
 def standin() -> Iterator[StandIn]:
     backend = StandIn()
@@ -115,4 +128,4 @@ def sdk(chat: ChatServer) -> Iterator[OpenAI]:
     client.close()
 
 
-__all__ = ["BACKEND_MODEL", "FUNCTIONS", "KEY", "KEY_ENV", "ChatServer"]
+__all__ = ["BACKEND_MODEL", "FUNCTIONS", "KEY", "KEY_ENV", "ChatServer", "Deltas"]

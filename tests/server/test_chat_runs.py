@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_fixtures import BACKEND_MODEL, FUNCTIONS, KEY, ChatServer, chat, sdk, standin
+from chat_fixtures import BACKEND_MODEL, FUNCTIONS, KEY, ChatServer, Deltas, chat, sdk, standin
 from chat_testkit import StandIn, calls, drop, error, stall, text
-from openai import AssistantEventHandler, OpenAI
-from openai.types.beta.threads import Text, TextDelta
+from openai import OpenAI
 from server_testkit import ServerFactory
 
 __all__ = ["chat", "sdk", "standin"]  # fixtures
@@ -109,15 +108,6 @@ def test_parallel_tool_calls_round_trip_with_matching_ids(
     ]
     steps = sdk.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc")
     assert [s.type for s in steps.data] == ["tool_calls", "message_creation"]
-
-
-class Deltas(AssistantEventHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.deltas: list[str] = []
-
-    def on_text_delta(self, delta: TextDelta, snapshot: Text) -> None:
-        self.deltas.append(delta.value or "")
 
 
 def test_backend_chunks_stream_to_the_client_as_deltas(
