@@ -1,8 +1,8 @@
 """The runs case: the official SDK running assistants on the echo model, beside plain GETs.
 
-Per concurrency level (1, 16, 64 by default), one load-generator subprocess per mode drives a
-fresh server subprocess over loopback with the SDK 1.20 (``python -m benchmarks.runs ...``
-prints one JSON line):
+Per concurrency level (1, 16, 64), each mode drives a server subprocess over loopback with the
+SDK 1.20, from one load-generator subprocess (``python -m benchmarks.runs --base-url URL
+MODE:CONCURRENCY:COUNT ...`` prints one JSON line):
 
 * ``get``    — the same SDK retrieving an assistant: the server's request floor (requests/s);
 * ``poll``   — ``runs.create_and_poll`` then ``messages.list(run_id=...)``: what most v1 code
@@ -47,6 +47,9 @@ class Level:
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     first_delta_ms: list[float] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+    """CPU the load generator itself used during the level: near ``wall_s`` means the
+    client (the SDK under one GIL), not the server, set the pace."""
     note: str = ""
 
     @property
@@ -66,6 +69,7 @@ class Level:
             "p99_ms": _pct(self.latencies_ms, 99),
             "first_delta_p50_ms": _pct(self.first_delta_ms, 50),
             "first_delta_p99_ms": _pct(self.first_delta_ms, 99),
+            "client_cpu_pct": 100 * self.client_cpu_s / self.wall_s if self.wall_s else None,
             "note": self.note,
         }
 
@@ -124,10 +128,11 @@ def load(base_url: str, mode: str, concurrency: int, count: int) -> Level:
             level.note = f"{type(exc).__name__}: {exc}"[:200]
             return None
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(concurrency) as pool:
         outcomes = list(pool.map(guarded, jobs))
     level.wall_s = time.perf_counter() - started
+    level.client_cpu_s = time.process_time() - cpu
     for outcome in outcomes:
         if outcome is None:
             level.errors += 1
@@ -196,48 +201,35 @@ def measure(
 
     if missing:
         return [{"mode": "all", "concurrency": 0, "note": f"SDK {missing}"}]
-    out: list[dict[str, Any]] = []
+    plan = [
+        f"{mode}:{concurrency}:{runs_per_level(concurrency, sizes) * (4 if mode == 'get' else 1)}"
+        for concurrency in LEVELS
+        for mode in MODES
+    ]
     with ServerProcess(work / "logs" / "runs", latency_ms=0) as server:
-        for concurrency in LEVELS:
-            count = runs_per_level(concurrency, sizes)
-            for mode in MODES:
-                n = count * 4 if mode == "get" else count
-                log(f"runs: {mode} x {n} at concurrency {concurrency}")
-                run = run_measured(
-                    [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.runs",
-                        "--base-url",
-                        server.base_url,
-                        "--mode",
-                        mode,
-                        "--concurrency",
-                        str(concurrency),
-                        "--count",
-                        str(n),
-                    ],
-                    cwd=Path(__file__).resolve().parent.parent,
-                    out_dir=work / "logs",
-                    label=f"runs-{mode}-{concurrency}",
-                )
-                lines = run.stdout.strip().splitlines()
-                if run.returncode != 0 or not lines:
-                    out.append(
-                        {
-                            "mode": mode,
-                            "concurrency": concurrency,
-                            "errors": n,
-                            "note": f"exit {run.returncode}: {run.stderr[-300:]}",
-                        }
-                    )
-                    continue
-                out.append(json.loads(lines[-1]))
-    return out
+        log(f"runs: {len(plan)} levels ({', '.join(plan)})")
+        # One load-generator process for every level: the SDK is imported once.
+        run = run_measured(
+            [sys.executable, "-m", "benchmarks.runs", "--base-url", server.base_url, *plan],
+            cwd=Path(__file__).resolve().parent.parent,
+            out_dir=work / "logs",
+            label="runs",
+        )
+    lines = run.stdout.strip().splitlines()
+    if run.returncode != 0 or not lines:
+        return [
+            {"mode": "all", "concurrency": 0, "note": f"exit {run.returncode}: {run.stderr[-300:]}"}
+        ]
+    levels: list[dict[str, Any]] = json.loads(lines[-1])
+    return levels
 
 
 def _ms(value: Any) -> str:
     return "—" if value is None else f"{value:.1f} ms"
+
+
+def _pct_text(value: Any) -> str:
+    return "—" if value is None else f"{value:.0f} %"
 
 
 def _rate(value: Any) -> str:
@@ -251,16 +243,22 @@ def table(levels: list[dict[str, Any]]) -> str:
     head = (
         "### Runs (echo model, SDK 1.20, no latency)\n\n"
         "| mode | concurrency | runs (GETs) | rate | create → final p50 | p99 "
-        "| first delta p50 | p99 | errors |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| first delta p50 | p99 | client CPU | errors |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = [
         f"| {lv['mode']} | {lv['concurrency']} | {lv.get('count', '—')} | {_rate(lv.get('rate'))} "
         f"| {_ms(lv.get('p50_ms'))} | {_ms(lv.get('p99_ms'))} "
         f"| {_ms(lv.get('first_delta_p50_ms'))} | {_ms(lv.get('first_delta_p99_ms'))} "
+        f"| {_pct_text(lv.get('client_cpu_pct'))} "
         f"| {lv.get('errors', 0)}{' — ' + lv['note'] if lv.get('note') else ''} |"
         for lv in levels
     ]
-    return head + "\n".join(rows) + "\n\n" + "\n".join(targets(levels)) + "\n"
+    note = (
+        "\nclient CPU: the load generator's CPU time over the level's wall time; near 100 % "
+        "the SDK client (one process, one GIL), not the server, set the pace.\n\n"
+    )
+    return head + "\n".join(rows) + "\n" + note + "\n".join(targets(levels)) + "\n"
 
 
 def targets(levels: list[dict[str, Any]]) -> list[str]:
@@ -298,12 +296,15 @@ def targets(levels: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.runs", description=__doc__)
     parser.add_argument("--base-url", required=True)
-    parser.add_argument("--mode", choices=MODES, required=True)
-    parser.add_argument("--concurrency", type=int, required=True)
-    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("levels", nargs="+", help="MODE:CONCURRENCY:COUNT, run in order")
     args = parser.parse_args(argv)
-    level = load(args.base_url, args.mode, args.concurrency, args.count)
-    print(json.dumps(level.to_json()))
+    out = []
+    for level in args.levels:
+        mode, concurrency, count = level.split(":")
+        if mode not in MODES:
+            parser.error(f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+        out.append(load(args.base_url, mode, int(concurrency), int(count)).to_json())
+    print(json.dumps(out))
     return 0
 
 

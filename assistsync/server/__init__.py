@@ -44,7 +44,9 @@ Adding an endpoint group:
    ``request.context.db.read()`` and write with ``request.context.db.write()`` (one
    transaction); time comes from ``db.now()``, ids from :func:`~.db.new_id`; fail by raising
    :class:`~.framework.errors.ApiError` (``bad_request(message, param)``, ``not_found``). For
-   a stream, return :func:`~.framework.routing.event_stream` over an iterator of SSE bytes.
+   a stream, return :func:`~.framework.routing.event_stream` over an iterator of bytes framed
+   with :func:`~.framework.routing.sse_event`. A handler that waits for a condition (a long
+   poll) re-checks it after each :meth:`~.db.Database.wait_for_change`, holding no lock.
 3. Export ``GROUP = Group(title, routes=(Route(...), ...), schema=SCHEMA, notes=(...),
    start=...)``; ``start(context)`` may install hooks (``context.hooks``) and start worker
    threads, returning a function that stops them.

@@ -19,6 +19,7 @@ from assistsync.server.db import Clock, Database
 from assistsync.server.framework.faults import Faults, Stats
 from assistsync.server.framework.http import App, HttpServer, start_http
 from assistsync.server.group import Context, Group, Stop
+from assistsync.server.index import API_PREFIX
 from assistsync.server.routes import GROUPS, route_table
 
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -118,7 +119,14 @@ def start_server(
         for group in groups:
             if group.start is not None and (stop := group.start(context)) is not None:
                 stops.append(stop)
-        app = App(context, route_table(groups), faults or Faults(), api_key, log or _ignore)
+        app = App(
+            context,
+            route_table(groups),
+            faults or Faults(),
+            api_key,
+            log or _ignore,
+            api_prefix=API_PREFIX,
+        )
         http = start_http(app, host, port)
     except BaseException:
         for stop in reversed(stops):

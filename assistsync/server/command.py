@@ -157,7 +157,7 @@ def _log(line: str) -> None:
     "--max-concurrent-runs",
     type=click.IntRange(min=1),
     default=None,
-    help="Runs executed at once; more wait queued (default: 4 per CPU core, at least 4).",
+    help="Runs executed at once; more wait queued (default: 4 per CPU core, 4 to 64).",
 )
 @click.option(
     "--run-expiry-s",
@@ -217,6 +217,7 @@ def server_command(
     chat_concurrency: int | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
+    from assistsync.server.db import DatabaseUnavailable
     from assistsync.server.framework.faults import Faults
     from assistsync.server.routes import GROUPS
     from assistsync.server.runs.endpoints import RunOptions, configured
@@ -237,6 +238,8 @@ def server_command(
         )
         groups = configured(GROUPS, options)
         serve_forever(host, port, db, api_key or None, faults, _log, groups=groups)
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
     finally:

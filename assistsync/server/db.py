@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from assistsync.server.framework.errors import bad_request
+from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request
 
 Json = dict[str, Any]
 Clock = Callable[[], float]
@@ -103,13 +103,19 @@ class Database:
         if path is None:
             target = ":memory:"
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                # Creating missing parents would hide a typo in the path until the data is
+                # looked for elsewhere.
+                raise DatabaseUnavailable(
+                    f"cannot open the database {path}: the directory {path.parent} does not "
+                    "exist; create it first, or choose another --db path"
+                )
             target = str(path)
         try:
             # isolation_level=None: transactions are explicit (see write), never implicit.
             self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DatabaseUnavailable(f"cannot open the database {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseUnavailable(_explain(path, exc)) from None
         try:
             self._db.row_factory = sqlite3.Row
             if path is not None:
@@ -178,7 +184,13 @@ class Database:
     def read(self) -> Iterator[sqlite3.Connection]:
         """The connection for a consistent read (the lock is held; do not write)."""
         with self._lock:
-            yield self._db
+            try:
+                yield self._db
+            except sqlite3.OperationalError as exc:
+                mapped = _environment_error(self.path, exc, "read")
+                if mapped is None:
+                    raise
+                raise mapped from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -187,13 +199,21 @@ class Database:
         Waiters in :meth:`wait_for_change` are woken after the commit.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # SQLite has already rolled back after some errors (e.g. a full disk).
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                mapped = _environment_error(self.path, exc, "write")
+                if mapped is None:
+                    raise
+                raise mapped from exc
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
@@ -209,8 +229,10 @@ class Database:
 
         Returns the current generation. The pattern for a handler that waits briefly::
 
-            seen = db.generation
-            while not condition() and (seen := db.wait_for_change(seen, left)) ...
+            deadline = time.monotonic() + 2.0
+            seen = db.generation          # read before checking, so no commit is missed
+            while not changed_enough() and (left := deadline - time.monotonic()) > 0:
+                seen = db.wait_for_change(seen, left)
         """
         with self._changed:
             self._changed.wait_for(lambda: self._generation != generation, timeout)
@@ -221,6 +243,30 @@ def _sql_name(name: str) -> str:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise ValueError(f"schema name {name!r} must be a lower-case identifier")
     return name
+
+
+def _environment_error(
+    path: Path | None, exc: sqlite3.OperationalError, verb: str
+) -> ApiError | None:
+    """A read or write the server's environment refused, as the API error a client should see
+    (None: not the environment's doing, so a bug of ours the HTTP layer logs as one)."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        # Another process holds the database (e.g. a second server on the same --db file).
+        return ApiError(
+            503,
+            f"The server's database is busy ({text}); retry the request. If this persists, "
+            "check that no other process uses the same database file.",
+            type=SERVER_ERROR,
+        )
+    if any(word in text for word in ("full", "readonly", "I/O", "unable to open")):
+        return ApiError(
+            500,
+            f"The server cannot {verb} its database {path or '(in memory)'}: {text}. Its "
+            "operator must free space or fix the file's permissions; nothing was changed.",
+            type=SERVER_ERROR,
+        )
+    return None
 
 
 def _explain(path: Path | None, exc: sqlite3.DatabaseError) -> str:

@@ -18,7 +18,7 @@ from typing import IO
 
 from assistsync.server.common import plain
 from assistsync.server.db import Database, Json, Schema, new_id
-from assistsync.server.framework.errors import bad_request, not_found
+from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.framework.validation import single_params
 from assistsync.server.group import Context, Group
@@ -161,18 +161,32 @@ def list_files(request: Request[Context]) -> Response:
 def upload_file(request: Request[Context]) -> Response:
     plain(request)
     database = request.context.db
-    upload = receive_upload(
-        request,
-        new_upload=lambda: new_upload(database),
-        discard=discard_upload,
-        max_bytes=request.context.max_upload_bytes,
-        purposes=FILE_PURPOSES,
-    )
     try:
-        created = create_file(database, upload.path, upload.filename, upload.purpose, upload.size)
-    except BaseException:
-        discard_upload(upload.path)
-        raise
+        upload = receive_upload(
+            request,
+            new_upload=lambda: new_upload(database),
+            discard=discard_upload,
+            max_bytes=request.context.max_upload_bytes,
+            purposes=FILE_PURPOSES,
+        )
+        try:
+            created = create_file(
+                database, upload.path, upload.filename, upload.purpose, upload.size
+            )
+        except BaseException:
+            discard_upload(upload.path)
+            raise
+    except (TimeoutError, ConnectionError):
+        raise  # the client went away: the HTTP layer ends the connection
+    except OSError as exc:
+        # The content directory refused the bytes (disk full, permissions): the server's
+        # environment, not the request, and not a bug.
+        raise ApiError(
+            500,
+            f"The server could not store the upload in {content_dir(database)}: "
+            f"{exc.strerror or exc}. Its operator must free space or fix permissions.",
+            type=SERVER_ERROR,
+        ) from exc
     return Response(created)
 
 
@@ -195,7 +209,17 @@ def file_content(request: Request[Context]) -> Response:
     database = request.context.db
     with database.read() as db:
         row = file_row(db, file_id)
-        handle = (content_dir(database) / file_id).open("rb")
+        where = content_dir(database) / file_id
+        try:
+            handle = where.open("rb")
+        except OSError as exc:
+            # Someone removed or locked the stored bytes behind the server's back.
+            raise ApiError(
+                500,
+                f"The server cannot read the content of {file_id} ({where}): "
+                f"{exc.strerror or exc}. Its operator must restore the file or delete it.",
+                type=SERVER_ERROR,
+            ) from exc
     return Response(
         stream=handle, length=int(row["bytes"]), content_type="application/octet-stream"
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistsync.server.db import Database, Schema
-from assistsync.server.framework.routing import Request, Route
+from assistsync.server.framework.routing import Route
 
 ActiveRunLookup = Callable[[sqlite3.Connection, str], str | None]
 """``(connection, thread_id) -> run id | None``: the run that is active on a thread, if any.
@@ -73,7 +73,3 @@ class Group:
     schema: Schema | None = None
     notes: tuple[str, ...] = ()
     start: Callable[[Context], Stop | None] | None = None
-
-
-ContextRequest = Request[Context]
-"""What every handler receives."""

@@ -6,7 +6,7 @@ listed before it), and ``assistsync server --help`` lists the groups in it.
 
 from __future__ import annotations
 
-from assistsync.server import assistant_files, assistants, files, messages, threads
+from assistsync.server import assistant_files, assistants, files, index, messages, threads
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
 from assistsync.server.runs import endpoints as runs
@@ -18,6 +18,7 @@ GROUPS: tuple[Group, ...] = (
     threads.GROUP,
     messages.GROUP,
     runs.GROUP,
+    index.GROUP,
 )
 """Every endpoint group, in schema and help order."""
 

@@ -59,6 +59,7 @@ class LocalMessages:
     SCHEMA = Schema(
         "local_messages",
         (
+            "CREATE TABLE threads (id TEXT PRIMARY KEY);"
             "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE, "
             "thread_id TEXT, body TEXT);",
         ),
@@ -154,7 +155,7 @@ class Rig:
 
     def __init__(self, path: Path | None = None, *, start: bool = True, **options: Any) -> None:
         self.clock = ManualClock()
-        self.db = Database(path, [SCHEMA, LocalMessages.SCHEMA], clock=self.clock)
+        self.db = Database(path, [LocalMessages.SCHEMA, SCHEMA], clock=self.clock)
         self.messages = LocalMessages(self.db)
         self.engine = RunEngine(self.db, self.messages, **options)
         self.started = False

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs_testkit import Rig, drain
 
+from assistsync.server.runs.echo import EchoModel
 from assistsync.server.runs.engine import RESTARTED, RunConflict, ThreadBusy
 from assistsync.server.runs.events import Subscription
+from assistsync.server.runs.model import ModelEvent, ModelRequest, TextDelta, Usage
 
 
 @pytest.fixture
@@ -226,7 +229,7 @@ def test_failure_sets_last_error_and_streams_an_error_event(rig: Rig) -> None:
         "code": "rate_limit_exceeded",
         "message": failed["last_error"]["message"],
         "param": None,
-        "type": "invalid_request_error",
+        "type": "requests",
     }
 
 
@@ -263,3 +266,99 @@ def test_a_restart_settles_every_run(tmp_path: Path) -> None:
         assert second.settle(queued)["status"] == "completed"
     finally:
         second.stop()
+
+
+def test_a_run_still_in_progress_expires(rig: Rig) -> None:
+    slow = rig.run("thread_x", "echo:sleep 1000\nhi")
+    rig.settle(slow, until=("in_progress",))
+    rig.clock.advance(600)
+    rig.engine.tick()
+    expired = rig.settle(slow)
+    assert expired["status"] == "expired"
+    assert expired["usage"] is not None
+    # The worker was woken and let the run go; the thread takes a new run at once.
+    assert rig.settle(rig.run("thread_x", "again"))["status"] == "completed"
+    assert rig.engine.errors == []
+
+
+class Scripted:
+    """A model backend that answers from a script (the interface a real backend implements)."""
+
+    def __init__(self, *events: Any, crash: bool = False) -> None:
+        self.events = events
+        self.crash = crash
+        self.requests: list[ModelRequest] = []
+
+    def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
+        self.requests.append(request)
+        yield from self.events
+        if self.crash:
+            raise RuntimeError("backend went away")
+
+
+def test_a_pluggable_backend_answers_and_its_crash_fails_the_run() -> None:
+    good = Scripted(TextDelta("from "), TextDelta("elsewhere"), Usage(7, 2))
+    broken = Scripted(TextDelta("half"), crash=True)
+    rig = Rig(models=lambda name: broken if name == "broken" else good)
+    try:
+        run = rig.settle(rig.run("thread_g", "hi", model="custom-model"))
+        assert run["status"] == "completed"
+        assert run["usage"] == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+        assert rig.messages.all("thread_g")[-1]["content"][0]["text"]["value"] == "from elsewhere"
+        [request] = good.requests
+        assert request.config.model == "custom-model"
+        assert request.config.instructions == "Be brief."
+        assert [t.text for t in request.conversation] == ["hi"]
+
+        failed = rig.settle(rig.run("thread_h", "hi", model="broken"))
+        assert failed["status"] == "failed"
+        assert failed["last_error"] == {
+            "code": "server_error",
+            "message": "The model backend for 'broken' failed: RuntimeError.",
+        }
+        answer = rig.messages.all("thread_h")[-1]
+        assert answer["status"] == "incomplete"
+        assert answer["incomplete_details"] == {"reason": "run_failed"}
+        assert answer["content"][0]["text"]["value"] == "half"
+        [step] = rig.steps(failed)
+        assert step["status"] == "failed"
+        assert step["last_error"]["code"] == "server_error"
+        assert "backend went away" in rig.engine.errors[-1]
+    finally:
+        rig.stop()
+
+
+class Stalling:
+    """Writes part of an answer, then waits on the clock for longer than the run may live."""
+
+    def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
+        yield TextDelta("partial ")
+        if request.sleep(10_000):
+            yield TextDelta("never")
+
+
+def test_a_message_cut_by_expiry_keeps_what_was_written() -> None:
+    stalling = Stalling()
+    rig = Rig(
+        models=lambda name: stalling if name == "stalling" else EchoModel(), max_concurrent_runs=1
+    )
+    try:
+        sub = Subscription()
+        run = rig.run("thread_s", "hi", subscription=sub, model="stalling")
+        # The stream shows the message being written before the run expires.
+        seen = [sub.get(timeout=30) for _ in range(8)]
+        assert [e[0] for e in seen if e is not None][-1] == "thread.message.delta"
+        rig.clock.advance(600)
+        rig.engine.tick()
+        assert rig.settle(run)["status"] == "expired"
+        # One worker: once another run completes, the first worker has let go of the first.
+        assert rig.settle(rig.run("thread_t", "next"))["status"] == "completed"
+        message = rig.messages.all("thread_s")[-1]
+        assert message["status"] == "incomplete"
+        assert message["incomplete_details"] == {"reason": "run_expired"}
+        assert message["content"][0]["text"]["value"] == "partial "
+        [step] = rig.steps(run)
+        assert step["status"] == "expired"
+        assert rig.engine.errors == []
+    finally:
+        rig.stop()

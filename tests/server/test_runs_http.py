@@ -15,6 +15,9 @@ import pytest
 from runs_testkit import FUNCTIONS, RunServer, check_stream
 from server_testkit import ServerFactory, create_assistant, upload
 
+from assistsync.server.routes import GROUPS
+from assistsync.server.runs.endpoints import RunOptions, configured
+
 Json = dict[str, Any]
 
 
@@ -316,6 +319,11 @@ def test_modify_metadata(c: httpx.Client, runs: RunServer, assistant: Json) -> N
     changed = ok(c.post(f"/threads/{thread}/runs/{run['id']}", json={"metadata": {"a": "b"}}))
     assert changed["metadata"] == {"a": "b"}
     assert {**changed, "metadata": {}} == {**run, "metadata": {}}
+    # Nothing (or null) given: unchanged.
+    for body in ({}, {"metadata": None}):
+        assert ok(c.post(f"/threads/{thread}/runs/{run['id']}", json=body)) == changed
+    cleared = ok(c.post(f"/threads/{thread}/runs/{run['id']}", json={"metadata": {}}))
+    assert cleared["metadata"] == {}
 
 
 def test_not_found(c: httpx.Client, runs: RunServer, assistant: Json) -> None:
@@ -380,9 +388,15 @@ def test_not_found(c: httpx.Client, runs: RunServer, assistant: Json) -> None:
 def test_polling_headers(c: httpx.Client, runs: RunServer, assistant: Json) -> None:
     thread = new_thread(c, "hi")
     run = ok(c.post(f"/threads/{thread}/runs", json={"assistant_id": assistant["id"]}))
-    held = c.get(f"/threads/{thread}/runs/{run['id']}", headers={"X-Stainless-Poll-Helper": "true"})
-    assert held.headers["openai-poll-after-ms"] == "10"
-    # Held until the run came to rest: the poller's very first GET sees the end.
+    # A poller's GET is held until the run comes to rest (at most a second, so a slow run
+    # may take a few); how much sooner pollers see the end is measured by the benchmark.
+    for _ in range(50):
+        held = c.get(
+            f"/threads/{thread}/runs/{run['id']}", headers={"X-Stainless-Poll-Helper": "true"}
+        )
+        assert held.headers["openai-poll-after-ms"] == "10"
+        if held.json()["status"] == "completed":
+            break
     assert held.json()["status"] == "completed"
     plain_get = c.get(f"/threads/{thread}/runs/{run['id']}")
     assert plain_get.headers["openai-poll-after-ms"] == "10"
@@ -490,8 +504,12 @@ def test_a_client_leaving_a_stream_does_not_stop_the_run(
         httpx.Client(base_url=runs.handle.base_url, headers=dict(c.headers)) as raw,
         raw.stream("POST", f"/threads/{thread}/runs", json=body) as response,
     ):
-        lines = response.iter_lines()
-        seen = [line for line in (next(lines) for _ in range(8)) if line.startswith("event:")]
+        seen: list[str] = []
+        for line in response.iter_lines():  # keep-alive comments may come in between
+            if line.startswith("event:"):
+                seen.append(line)
+            if len(seen) == 3:
+                break
     # The connection is closed here, mid-run.
     assert seen[:3] == [
         "event: thread.run.created",
@@ -520,6 +538,14 @@ def test_faults_apply_to_runs(c: httpx.Client, runs: RunServer, assistant: Json)
     # The lost response's run was committed all the same.
     [run] = ok(c.get(f"/threads/{thread}/runs"))["data"]
     assert settle(runs, c, run)["status"] == "completed"
+    # A stream whose response is lost: the run goes on without its client.
+    runs.handle.faults.lose_next = 1
+    body = {"assistant_id": assistant["id"], "stream": True}
+    with pytest.raises(httpx.RemoteProtocolError):
+        c.post(f"/threads/{thread}/runs", json=body)
+    latest = ok(c.get(f"/threads/{thread}/runs"))["data"][0]
+    assert latest["id"] != run["id"]
+    assert settle(runs, c, latest)["status"] == "completed"
 
 
 def test_a_restart_keeps_waiting_runs_and_fails_running_ones(
@@ -552,3 +578,21 @@ def test_a_restart_keeps_waiting_runs_and_fails_running_ones(
         assert kept["expires_at"] == waiting["expires_at"]
         # Messages may be added again to the thread whose run failed.
         ok(c.post(f"/threads/{busy_thread}/messages", json={"role": "user", "content": "again"}))
+
+
+def test_deleting_a_thread_takes_its_runs(make_server: ServerFactory) -> None:
+    # One worker: the second run starts only once the worker has let the first one go.
+    runs = RunServer(make_server, groups=configured(GROUPS, RunOptions(max_concurrent_runs=1)))
+    with runs.client() as c:
+        assistant = create_assistant(c)
+        thread = new_thread(c, "echo:sleep 5\nhi")
+        run = ok(c.post(f"/threads/{thread}/runs", json={"assistant_id": assistant["id"]}))
+        runs.engine.wait_for(thread, run["id"], lambda r: r["status"] == "in_progress", 30)
+        ok(c.delete(f"/threads/{thread}"))
+        missing = error_of(c.get(f"/threads/{thread}/runs/{run['id']}"), 404)
+        assert missing["message"] == f"No run found with id '{run['id']}'."
+        runs.advance(5)  # the worker wakes to a run that is gone
+        other = new_thread(c, "hi")
+        made = ok(c.post(f"/threads/{other}/runs", json={"assistant_id": assistant["id"]}))
+        assert settle(runs, c, made)["status"] == "completed"
+    assert runs.engine.errors == []

@@ -7,7 +7,9 @@ http client also checks every response against the spec (streams event by event)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -62,9 +64,12 @@ class Recorder(AssistantEventHandler):
         self.messages: list[Message] = []
         self.steps: list[RunStep] = []
         self.tool_calls: list[ToolCall] = []
+        self.in_progress = threading.Event()
 
     def on_event(self, event: Any) -> None:
         self.events.append(event.event)
+        if event.event == "thread.run.in_progress":
+            self.in_progress.set()
 
     def on_text_delta(self, delta: TextDelta, snapshot: Text) -> None:
         self.deltas.append(delta.value or "")
@@ -328,3 +333,88 @@ def test_errors_reach_the_sdk_typed(sdk: OpenAI, assistant: Assistant) -> None:
     assert choice.value.param == "tool_choice.function.name"
     with pytest.raises(openai.NotFoundError):
         sdk.beta.threads.runs.cancel("run_nope", thread_id=thread.id)
+
+
+def test_the_readme_sandbox_example_works(
+    runs: RunServer, sdk: OpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Talk to your assistant in the sandbox", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    expected = code.strip().splitlines()[-1].removeprefix("# ")
+    sdk.beta.assistants.create(
+        model="gpt-4-turbo",
+        name="Order Helper",
+        tools=[{"type": "retrieval"}, FUNCTIONS[0]],  # type: ignore[list-item]
+    )
+    code = code.replace("http://127.0.0.1:8787/v1", runs.handle.base_url)
+    # The example's own http client, closed once it has run.
+    with httpx.Client() as http:
+        exec(code.replace("http_client=httpx.Client()", "http_client=http"), {"http": http})
+    assert capsys.readouterr().out.strip() == expected
+
+
+def _stream_in_background(
+    sdk: OpenAI, thread_id: str, assistant_id: str
+) -> tuple[Recorder, threading.Thread]:
+    handler = Recorder()
+
+    def consume() -> None:
+        with sdk.beta.threads.runs.stream(
+            thread_id=thread_id, assistant_id=assistant_id, event_handler=handler
+        ) as stream:
+            stream.until_done()
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    return handler, worker
+
+
+def test_streams_end_with_cancelled_expired_or_incomplete(
+    sdk: OpenAI, assistant: Assistant, runs: RunServer
+) -> None:
+    # The checking client reads a stream whole before the SDK sees it; this test needs the
+    # events as they come, so its streams use a plain client (the others check the events).
+    plain = httpx.Client(timeout=WAIT_S)
+    live = OpenAI(
+        base_url=runs.handle.base_url,
+        api_key="sk-test-key",
+        http_client=plain,
+        _strict_response_validation=True,
+        max_retries=0,
+    )
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "echo:sleep 50\nhi"}])
+    handler, worker = _stream_in_background(live, thread.id, assistant.id)
+    assert handler.in_progress.wait(WAIT_S)
+    [run] = sdk.beta.threads.runs.list(thread.id).data
+    sdk.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    worker.join(WAIT_S)
+    assert handler.events[-2:] == ["thread.run.cancelling", "thread.run.cancelled"]
+
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "echo:sleep 5000\nhi"}])
+    handler, worker = _stream_in_background(live, thread.id, assistant.id)
+    assert handler.in_progress.wait(WAIT_S)
+    runs.advance(600)
+    worker.join(WAIT_S)
+    assert handler.events[-1] == "thread.run.expired"
+
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "word " * 300}])
+    incomplete = Recorder()
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        max_completion_tokens=256,
+        event_handler=incomplete,
+    ) as stream:
+        stream.until_done()
+        final = stream.get_final_run()
+    assert incomplete.events[-3:] == [
+        "thread.message.incomplete",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
+    assert final.incomplete_details is not None
+    assert final.incomplete_details.reason == "max_completion_tokens"
+    [message] = incomplete.messages
+    assert message.status == "incomplete"
+    plain.close()

@@ -75,3 +75,44 @@ def test_the_validator_rejects_a_list_without_has_more(client: httpx.Client, spe
     )
     with pytest.raises(OpenAPIError):
         spec.validate_response(SpecRequest(response.request), SpecResponse(broken))
+
+
+def test_every_thread_operation_validates_against_the_spec(
+    client: httpx.Client, spec: OpenAPI
+) -> None:
+    file = upload(client)["id"]
+    thread = client.post(
+        "/threads",
+        json={"messages": [{"role": "user", "content": "hi", "file_ids": [file]}]},
+    ).json()
+    tid = thread["id"]
+    mid = client.get(f"/threads/{tid}/messages").json()["data"][0]["id"]
+    for method, path, body in [
+        ("GET", f"/threads/{tid}", None),
+        ("POST", f"/threads/{tid}", {"metadata": {"a": "b"}}),
+        ("POST", f"/threads/{tid}/messages", {"role": "user", "content": "more"}),
+        ("GET", f"/threads/{tid}/messages", None),
+        ("GET", f"/threads/{tid}/messages/{mid}", None),
+        ("POST", f"/threads/{tid}/messages/{mid}", {"metadata": {"c": "d"}}),
+        ("GET", f"/threads/{tid}/messages/{mid}/files", None),
+        ("GET", f"/threads/{tid}/messages/{mid}/files/{file}", None),
+        ("DELETE", f"/threads/{tid}", None),
+    ]:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 200, (method, path, response.text)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"object": "message"}, {"role": "system"}, {"content": "text"}, {"created_at": 1.5}],
+    ids=["object", "role", "content", "created_at"],
+)
+def test_the_validator_rejects_a_wrong_message(
+    client: httpx.Client, spec: OpenAPI, change: dict[str, Any]
+) -> None:
+    tid = client.post("/threads", json={}).json()["id"]
+    response = client.post(f"/threads/{tid}/messages", json={"role": "user", "content": "x"})
+    request = SpecRequest(response.request)
+    spec.validate_response(request, SpecResponse(response))
+    with pytest.raises(OpenAPIError):
+        spec.validate_response(request, _tampered(response, change))

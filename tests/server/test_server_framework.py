@@ -16,7 +16,14 @@ from click.testing import CliRunner
 from server_testkit import AUTH, ServerFactory
 
 from assistsync.server.command import server_command
-from assistsync.server.framework.routing import Request, Response, Route, Router, event_stream
+from assistsync.server.framework.routing import (
+    Request,
+    Response,
+    Route,
+    Router,
+    event_stream,
+    sse_event,
+)
 from assistsync.server.group import Context, Group
 from assistsync.server.routes import GROUPS, ROUTES
 
@@ -197,3 +204,28 @@ def test_a_literal_segment_beats_a_parameter_whatever_the_order() -> None:
         assert router.match("POST", "/v1/things/runs").route is literal
         match = router.match("POST", "/v1/things/t1")
         assert (match.route, match.params) == (by_id, {"thing_id": "t1"})
+
+
+def test_an_http_1_0_client_gets_the_stream_until_the_connection_closes(
+    base_url: str, probe: Probe
+) -> None:
+    probe.go_on.set()
+    host, port = base_url.removeprefix("http://").removesuffix("/v1").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT) as sock:
+        sock.sendall(b"GET /v1/test/stream HTTP/1.0\r\nAuthorization: Bearer k\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"transfer-encoding" not in head.lower()
+    assert b"connection: close" in head.lower()
+    assert body == b"event: first\ndata: 1\n\nevent: second\ndata: 2\n\ndata: [DONE]\n\n"
+
+
+def test_sse_event_framing() -> None:
+    assert sse_event("thread.run.created", '{"id":"run_1"}') == (
+        b'event: thread.run.created\ndata: {"id":"run_1"}\n\n'
+    )
+    assert sse_event("done", "[DONE]") == b"event: done\ndata: [DONE]\n\n"
+    assert sse_event("x", "a\nb") == b"event: x\ndata: a\ndata: b\n\n"

@@ -205,7 +205,7 @@ class ChatBackend:
                 )
                 return
             self._log(f"chat backend: {problem.message}; retrying in {delay:.2f} s")
-            if not request.sleep(max(0.0, retry_at - request.now())):
+            if not request.sleep_until(retry_at):
                 return  # the run was cancelled or expired while waiting
 
     # -- one call ------------------------------------------------------------------------------

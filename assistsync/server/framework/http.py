@@ -80,8 +80,12 @@ class App(Generic[C]):
         faults: Faults,
         api_key: str | None,
         log: Callable[[str], None],
+        api_prefix: str = "",
     ) -> None:
+        """``api_prefix`` (e.g. ``/v1``): a 404 for a path outside it that exists inside it
+        says so, for clients configured with a base URL that lacks the prefix."""
         self.context = context
+        self.api_prefix = api_prefix
         self.faults = faults
         self.injector = FaultInjector(faults)
         self.stats = Stats()
@@ -137,6 +141,20 @@ def _shutdown(conn: socket.socket) -> None:
     # OSError: already closed by the peer or by the handler.
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)
+
+
+def _prefix_hint(app: App[Any], method: str, path: str) -> str:
+    """``: did you mean /v1/...?`` when the path exists under the API prefix."""
+    prefix = app.api_prefix
+    if not prefix or path == prefix or path.startswith(prefix + "/"):
+        return ""
+    inside = app.router.match(method, prefix + path)
+    if inside.route is None and not inside.allowed:
+        return ""
+    return (
+        f". This server serves its API under {prefix}: did you mean {prefix}{path}? "
+        f"Point the client's base URL at http://HOST:PORT{prefix}."
+    )
 
 
 def _check_beta(value: str | None) -> None:
@@ -361,8 +379,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "retry your request.",
                 type=SERVER_ERROR,
             )
-        app.authenticate(request_headers.get("authorization"))
         route = match.route
+        if route is None or not route.public:
+            app.authenticate(request_headers.get("authorization"))
         if route is None:
             if match.allowed:
                 allowed = ", ".join(match.allowed)
@@ -371,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"Method {method} is not allowed on {path}; allowed: {allowed}.",
                     headers={"allow": allowed},
                 )
-            raise ApiError(404, f"Invalid URL ({method} {path})")
+            raise ApiError(404, f"Invalid URL ({method} {path}){_prefix_hint(app, method, path)}")
         if route.beta:
             _check_beta(request_headers.get("openai-beta"))
         request = Request(
@@ -393,8 +412,12 @@ class _Handler(BaseHTTPRequestHandler):
                 f"content-type: {response.content_type}",
             ]
             payload = b""
-            if chunks is not None:
+            # HTTP/1.0 has no chunked encoding: the body then ends when the connection does.
+            framed = self.request_version != "HTTP/1.0"
+            if chunks is not None and framed:
                 lines.append("transfer-encoding: chunked")
+            elif chunks is not None:
+                self.close_connection = True
             else:
                 payload = b"" if stream is not None else response.body()
                 length = response.length if stream is not None else len(payload)
@@ -409,7 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head)
             elif chunks is not None:
                 self.wfile.write(head)
-                self._send_chunks(chunks)
+                self._send_chunks(chunks, framed=framed)
             elif stream is None:
                 # One send for head and body: separate small writes on a keep-alive connection
                 # meet the peer's delayed ACK and cost ~40 ms per request.
@@ -422,12 +445,12 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             response.close()
 
-    def _send_chunks(self, chunks: Iterator[bytes]) -> None:
+    def _send_chunks(self, chunks: Iterator[bytes], *, framed: bool) -> None:
         """Write each chunk as it comes (``wfile`` is unbuffered: one send per chunk)."""
         try:
             for chunk in chunks:
                 if chunk:
-                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if framed else chunk)
         except OSError:
             raise  # the client went away: the caller closes the iterator
         except Exception:
@@ -438,7 +461,8 @@ class _Handler(BaseHTTPRequestHandler):
                 + traceback.format_exc().rstrip()
             )
             return
-        self.wfile.write(b"0\r\n\r\n")
+        if framed:
+            self.wfile.write(b"0\r\n\r\n")
 
 
 class HttpServer:

@@ -207,6 +207,13 @@ def event_stream(chunks: Iterator[bytes], status: int = 200) -> Response:
     )
 
 
+def sse_event(event: str, data: str) -> bytes:
+    """One server-sent event: ``event: NAME``, one ``data:`` line per line of ``data``, and
+    the blank line that ends it (compact JSON has no newline, so it is one ``data:`` line)."""
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {event}\n{lines}\n".encode()
+
+
 Handler = Callable[[Request[C]], Response]
 
 
@@ -214,8 +221,9 @@ Handler = Callable[[Request[C]], Response]
 class Route(Generic[C]):
     """One operation: ``template`` uses ``{name}`` for one path segment.
 
-    ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``.
-    ``summary`` is a few words for ``--help`` (optional).
+    ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``;
+    ``public`` ones need no API key (e.g. a page saying where the API is). ``summary`` is a
+    few words for ``--help`` (optional).
     """
 
     method: str
@@ -223,6 +231,7 @@ class Route(Generic[C]):
     handler: Handler[C]
     beta: bool = False
     summary: str = ""
+    public: bool = False
 
     @property
     def key(self) -> str:

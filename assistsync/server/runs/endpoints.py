@@ -24,7 +24,13 @@ from assistsync.server.assistants import get_assistant
 from assistsync.server.common import page_query, plain
 from assistsync.server.db import Json, Page, PageQuery, dumps, page_rows
 from assistsync.server.framework.errors import ApiError, bad_request, not_found
-from assistsync.server.framework.routing import Request, Response, Route, event_stream
+from assistsync.server.framework.routing import (
+    Request,
+    Response,
+    Route,
+    event_stream,
+    sse_event,
+)
 from assistsync.server.group import Context, Group, Stop
 from assistsync.server.runs.clock import ManualClock, as_clock
 from assistsync.server.runs.engine import (
@@ -98,10 +104,6 @@ def _errors(call: Callable[[], Json]) -> Json:
 # -- streaming ------------------------------------------------------------------------------------
 
 
-def _sse(name: str, data: str) -> bytes:
-    return f"event: {name}\ndata: {data}\n\n".encode()
-
-
 def _stream(engine: RunEngine, run_id: str, subscription: Subscription) -> Response:
     def chunks() -> Iterator[bytes]:
         try:
@@ -113,8 +115,8 @@ def _stream(engine: RunEngine, run_id: str, subscription: Subscription) -> Respo
                     continue
                 if event is None:
                     break
-                yield _sse(*event)
-            yield b"event: done\ndata: [DONE]\n\n"
+                yield sse_event(*event)
+            yield sse_event("done", "[DONE]")
         finally:
             engine.unsubscribe(run_id, subscription)
 
@@ -303,9 +305,9 @@ def group(
             context.db,
             port,
             clock=clock,
+            models=options.models,
             max_concurrent_runs=options.max_concurrent_runs,
             run_expiry_s=options.run_expiry_s,
-            models=options.models,
             # A manual clock moves only when a test says so; the test then calls tick().
             tick_interval_s=None if isinstance(clock, ManualClock) else 1.0,
         )

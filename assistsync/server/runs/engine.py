@@ -94,6 +94,11 @@ CREATE TABLE run_steps (
     usage TEXT
 );
 CREATE INDEX run_steps_order ON run_steps (run_id, created_at, seq);
+-- A deleted thread takes its runs and their steps with it, as its messages go with it.
+CREATE TRIGGER threads_delete_runs AFTER DELETE ON threads BEGIN
+    DELETE FROM run_steps WHERE run_id IN (SELECT id FROM runs WHERE thread_id = old.id);
+    DELETE FROM runs WHERE thread_id = old.id;
+END;
 """,
     ),
 )
@@ -103,9 +108,9 @@ a tool-calls step still waiting for its outputs)."""
 
 
 def default_workers() -> int:
-    """Runs executed at once by default: a few per core (echo runs are CPU-light; real
-    backends wait on the network), at least 4."""
-    return max(4, 4 * (os.cpu_count() or 1))
+    """Runs executed at once by default: 4 per core (echo runs are CPU-light; real backends
+    mostly wait on the network), at least 4 and at most 64."""
+    return max(4, min(64, 4 * (os.cpu_count() or 1)))
 
 
 def _echo_for_every_model(_: str) -> Model:
@@ -151,13 +156,15 @@ class ThreadBusy(RunConflict):
 class _Pending:
     """Changes of one transaction: events to publish once it has committed.
 
-    Each event's data is serialised when it is added: the objects go on changing after.
+    Each event's data is serialised when it is added (the objects go on changing after), and
+    only when someone streams the run: most runs are polled, and nobody reads their events.
     """
 
     events: list[tuple[str, Event]]
+    streamed: Callable[[str], bool]
 
     def add(self, run_id: str, name: str, data: Json) -> None:
-        self.events.append((run_id, (name, dumps(data))))
+        self.events.append((run_id, (name, dumps(data) if self.streamed(run_id) else "")))
 
 
 class RunEngine:
@@ -187,7 +194,10 @@ class RunEngine:
             raise ValueError("max_concurrent_runs must be at least 1")
         self.run_expiry_s = run_expiry_s
         self.tick_interval_s = tick_interval_s
+        # Held across "commit, then publish", so a run's events go out in commit order.
         self._order = threading.RLock()
+        # Guards the subscriptions and waiters only (never held while waiting for the database).
+        self._registry = threading.Lock()
         self._queue: list[str] = []
         self._queue_cond = threading.Condition()
         self._busy: set[str] = set()  # runs a worker is executing now
@@ -221,7 +231,7 @@ class RunEngine:
             self._stopping = True
             self._queue_cond.notify_all()
         self.clock.interrupt()
-        with self._order:
+        with self._registry:
             for waiting in self._waiters.values():
                 for waiter in waiting:
                     waiter.set()
@@ -237,7 +247,7 @@ class RunEngine:
                 "type": "server_error",
             }
         )
-        with self._order:
+        with self._registry:
             for subs in self._subs.values():
                 for sub in subs:
                     sub.put(("error", stopping))
@@ -246,7 +256,7 @@ class RunEngine:
 
     def unsubscribe(self, run_id: str, subscription: Subscription) -> None:
         """Stop delivering the run's events to ``subscription`` (its client went away)."""
-        with self._order:
+        with self._registry:
             subs = self._subs.get(run_id, [])
             if subscription in subs:
                 subs.remove(subscription)
@@ -319,7 +329,7 @@ class RunEngine:
         while True:
             # Registered before the read, so a change committed in between still wakes us.
             waiter = threading.Event()
-            with self._order:
+            with self._registry:
                 self._waiters.setdefault(run_id, []).append(waiter)
             try:
                 run = self.get_run(thread_id, run_id)
@@ -328,7 +338,7 @@ class RunEngine:
                     return run
                 waiter.wait(left)
             finally:
-                with self._order:
+                with self._registry:
                     waiting = self._waiters.get(run_id, [])
                     if waiter in waiting:
                         waiting.remove(waiter)
@@ -349,7 +359,7 @@ class RunEngine:
     @contextlib.contextmanager
     def _commit(self) -> Iterator[tuple[sqlite3.Connection, _Pending]]:
         """A transaction whose events are published after it commits (under the order lock)."""
-        pending = _Pending([])
+        pending = _Pending([], self._streamed)
         with self._order:
             with self.db.write() as db:
                 yield db, pending
@@ -389,7 +399,7 @@ class RunEngine:
                 (run_id, thread_id, now, "queued", run["expires_at"], dumps(run)),
             )
             if subscription is not None:
-                self._subs.setdefault(run_id, []).append(subscription)
+                self._subscribe(run_id, subscription)
             pending.add(run_id, "thread.run.created", run)
             pending.add(run_id, "thread.run.queued", run)
         self._enqueue(run_id)
@@ -427,16 +437,18 @@ class RunEngine:
             "response_format": fields["response_format"],
         }
 
-    def modify_run(self, thread_id: str, run_id: str, metadata: Json) -> Json:
-        """Replace the run's metadata."""
+    def modify_run(self, thread_id: str, run_id: str, metadata: Json | None) -> Json:
+        """Replace the run's metadata (None leaves it as it is)."""
         with self._commit() as (db, _):
             run = self._run_row(db, thread_id, run_id)
-            run["metadata"] = metadata
-            self._save(db, run)
+            if metadata is not None:
+                run["metadata"] = metadata
+                self._save(db, run)
             return run
 
     def cancel_run(self, thread_id: str, run_id: str) -> Json:
         """Move an active run to ``cancelling``; a worker then makes it ``cancelled``."""
+        self.tick()  # a run past its expires_at has expired, whether or not the timer saw it
         with self._commit() as (db, pending):
             run = self._run_row(db, thread_id, run_id)
             status = run["status"]
@@ -461,6 +473,7 @@ class RunEngine:
         subscription: Subscription | None = None,
     ) -> Json:
         """Fill the pending calls' outputs (all of them, in one request) and queue the run."""
+        self.tick()
         now = self._now()
         with self._commit() as (db, pending):
             run = self._run_row(db, thread_id, run_id)
@@ -506,7 +519,7 @@ class RunEngine:
             run["required_action"] = None
             self._save(db, run)
             if subscription is not None:
-                self._subs.setdefault(run_id, []).append(subscription)
+                self._subscribe(run_id, subscription)
             pending.add(run_id, "thread.run.step.completed", step)
             pending.add(run_id, "thread.run.queued", run)
         self._enqueue(run_id)
@@ -613,7 +626,8 @@ class RunEngine:
 
     def _turn(self, run_id: str) -> None:
         """Execute one turn of a run: from ``queued`` to its next resting state."""
-        now = self._now()
+        started = self.clock.now()
+        now = int(started)
         with self._commit() as (db, pending):
             row = db.execute("SELECT body FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -635,34 +649,48 @@ class RunEngine:
         request = ModelRequest(
             config,
             conversation,
-            sleep=self._sleeper(run_id),
+            sleep=self._sleeper(run_id, started),
+            sleep_until=lambda deadline: self.clock.sleep_until(
+                deadline, lambda: self._should_stop(run_id)
+            ),
             expires_at=run["expires_at"],
             now=self.clock.now,
         )
         writer = _TurnWriter(self, run)
         try:
-            for event in self.models(config.model).respond(request):
-                if self._should_stop(run_id):
-                    break
-                writer.take(event)
-                if isinstance(event, Failure):
-                    break
-        except Exception as exc:
-            self.errors.append(traceback.format_exc())
-            writer.take(
-                Failure(
-                    "server_error",
-                    f"The model backend for '{config.model}' failed: {type(exc).__name__}.",
+            try:
+                for event in self.models(config.model).respond(request):
+                    if self._should_stop(run_id):
+                        break
+                    writer.take(event)
+                    if isinstance(event, Failure):
+                        break
+            except RunNotFound:
+                raise
+            except Exception as exc:
+                self.errors.append(traceback.format_exc())
+                writer.take(
+                    Failure(
+                        "server_error",
+                        f"The model backend for '{config.model}' failed: {type(exc).__name__}.",
+                    )
                 )
-            )
-        if self._stopping:
-            return  # shutting down mid-turn: the next start() fails the run, as after a crash
-        writer.close()
+            if self._stopping:
+                return  # shutting down mid-turn: the next start() fails the run, as after a crash
+            writer.close()
+        except RunNotFound:
+            return  # its thread was deleted meanwhile, and the run with it
 
-    def _sleeper(self, run_id: str) -> Callable[[float], bool]:
+    def _sleeper(self, run_id: str, started: float) -> Callable[[float], bool]:
+        """The model's ``sleep``: waits add up from the moment the turn started (when the run
+        became ``in_progress``), not from when the model got round to asking, so whoever sees
+        the run in progress and moves a manual clock on by N wakes an ``echo:sleep N`` exactly."""
+        wake = started
+
         def sleep(seconds: float) -> bool:
-            deadline = self.clock.now() + seconds
-            return self.clock.sleep_until(deadline, lambda: self._should_stop(run_id))
+            nonlocal wake
+            wake += seconds
+            return self.clock.sleep_until(wake, lambda: self._should_stop(run_id))
 
         return sleep
 
@@ -811,29 +839,39 @@ class RunEngine:
         if last_error is not None:
             pending.add(run["id"], "error", _error_event(last_error))
 
+    def _streamed(self, run_id: str) -> bool:
+        """Whether the run has subscriptions (a dict lookup; see :class:`_Pending`)."""
+        return run_id in self._subs
+
+    def _subscribe(self, run_id: str, subscription: Subscription) -> None:
+        with self._registry:
+            self._subs.setdefault(run_id, []).append(subscription)
+
     def _publish(self, pending: _Pending) -> None:
         if not pending.events:
             return
-        for run_id, event in pending.events:
-            if event[0].startswith("thread.run.") and "step" not in event[0]:
-                # The run's status changed: wake whoever waits on it (and only them).
-                for waiter in self._waiters.get(run_id, ()):
-                    waiter.set()
-            subs = self._subs.get(run_id)
-            if not subs:
-                continue
-            for sub in subs:
-                sub.put(event)
-            if event[0] == "error" or (
-                event[0] in ENDS_STREAM and not _error_follows(pending, run_id, event)
-            ):
-                for sub in self._subs.pop(run_id, []):
-                    sub.end()
+        with self._registry:
+            for run_id, event in pending.events:
+                if event[0].startswith("thread.run.") and "step" not in event[0]:
+                    # The run's status changed: wake whoever waits on it (and only them).
+                    for waiter in self._waiters.get(run_id, ()):
+                        waiter.set()
+                subs = self._subs.get(run_id)
+                if not subs:
+                    continue
+                for sub in subs:
+                    sub.put(event)
+                if event[0] == "error" or (
+                    event[0] in ENDS_STREAM and not _error_follows(pending, run_id, event)
+                ):
+                    for sub in self._subs.pop(run_id, []):
+                        sub.end()
 
     def publish_delta(self, run_id: str, name: str, data: Json) -> None:
-        """Publish an event that is not part of a transaction (a message delta)."""
-        with self._order:
-            self._publish(_Pending([(run_id, (name, dumps(data)))]))
+        """Publish an event that is not part of a transaction (a message delta: only the
+        run's own worker publishes those, in order)."""
+        if self._streamed(run_id):
+            self._publish(_Pending([(run_id, (name, dumps(data)))], self._streamed))
 
 
 def _error_follows(pending: _Pending, run_id: str, event: Event) -> bool:
@@ -864,7 +902,10 @@ def _error_event(error: Json) -> Json:
         "code": error["code"],
         "message": error["message"],
         "param": None,
-        "type": "server_error" if error["code"] == "server_error" else "invalid_request_error",
+        # The envelope types this server answers the same conditions with over plain HTTP.
+        "type": {"server_error": "server_error", "rate_limit_exceeded": "requests"}.get(
+            error["code"], "invalid_request_error"
+        ),
     }
 
 
@@ -980,7 +1021,11 @@ class _TurnWriter:
                 engine._finish(db, pending, run, "cancelled", now)
                 return
             if status != "in_progress":
-                return  # expired while the model ran: tick() has settled it
+                # Expired while the model ran: tick() has settled the run; keep what the
+                # message had received by then.
+                if self.message is not None:
+                    self._end_message(db, pending, now, "run_expired")
+                return
             if self.failure is not None:
                 error = {"code": self.failure.code, "message": self.failure.message}
                 self._end_message(db, pending, now, "run_failed")

@@ -10,6 +10,7 @@ stall or corrupt a run.
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
 from typing import Any
 
 Json = dict[str, Any]
@@ -47,6 +48,6 @@ class Subscription:
         """The next event; None at the end. Raises :class:`queue.Empty` after ``timeout``."""
         return self._queue.get(timeout=timeout)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Event]:
         while (event := self.get()) is not None:
             yield event

@@ -100,8 +100,12 @@ class ModelRequest:
     config: RunConfig
     conversation: tuple[Turn, ...]
     sleep: Callable[[float], bool] = lambda seconds: True
-    """Wait ``seconds`` on the run's clock; False means stop now (the run was cancelled or
-    expired, or the server is stopping). Backends that wait on the network do not need it."""
+    """Wait ``seconds`` on the run's clock, counted (with any earlier waits of the turn) from
+    the moment the turn started; False means stop now (the run was cancelled or expired, or
+    the server is stopping). Backends that wait on the network do not need it."""
+    sleep_until: Callable[[float], bool] = lambda deadline: True
+    """Wait until the run's clock reads ``deadline`` (an absolute time, unlike :attr:`sleep`);
+    False means stop now, as for :attr:`sleep`. A backend backing off between retries uses it."""
     expires_at: float | None = None
     """The run's ``expires_at`` (on :attr:`now`'s clock): a backend that retries a failing
     call gives up in time to fail the run before it would expire."""

@@ -113,12 +113,12 @@ def parse_submit(data: Json) -> SubmitToolOutputsRequest:
     return validate(SubmitToolOutputsRequest, data)
 
 
-def parse_modify(data: Json) -> Json:
-    """A modify-run body: the new metadata (``{}`` when null or absent)."""
+def parse_modify(data: Json) -> Json | None:
+    """A modify-run body: the new metadata (None, when null or absent: unchanged)."""
     request = validate(ModifyRunRequest, data)
     if request.metadata is not None:
         check_metadata(request.metadata)
-    return request.metadata or {}
+    return request.metadata
 
 
 def _check_settings(request: _RunSettings) -> None:
