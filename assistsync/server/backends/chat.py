@@ -112,7 +112,7 @@ class _Watch:
 
     def _run(self) -> None:
         while not self._done.wait(WATCH_INTERVAL_S):
-            if not self._request.sleep(0):
+            if _stopped(self._request):
                 self.stopped = True
                 # Shutting the socket down wakes the worker's blocked read at once (closing
                 # it alone would not, on Linux); then the connection is closed for good.
@@ -212,7 +212,7 @@ class ChatBackend:
 
     def _attempt(self, request: ModelRequest, body: Json) -> Attempt:
         answer = Answer(prompt_estimate=prompt_tokens(body["messages"], body.get("tools", ())))
-        if not self._slots.acquire(lambda: not request.sleep(0)):
+        if not self._slots.acquire(lambda: _stopped(request)):
             return None
         try:
             try:
@@ -354,6 +354,11 @@ def _error_text(response: httpx.Response) -> str:
         if isinstance(data.get("detail"), str):
             return str(data["detail"])
     return json.dumps(data)
+
+
+def _stopped(request: ModelRequest) -> bool:
+    """Whether the run must stop now (a wait that is already over answers at once)."""
+    return not request.sleep_until(0.0)
 
 
 def _name(exc: Exception) -> str:
