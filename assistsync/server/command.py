@@ -176,6 +176,7 @@ def _log(line: str) -> None:
     "--chat-url",
     default=None,
     envvar="ASSISTSYNC_CHAT_URL",
+    metavar="URL",
     help="Answer runs with this chat-completions API root (env: ASSISTSYNC_CHAT_URL).",
 )
 @click.option(
@@ -197,6 +198,7 @@ def _log(line: str) -> None:
     type=click.IntRange(min=1),
     default=None,
     envvar="ASSISTSYNC_CHAT_CONCURRENCY",
+    metavar="N",
     help="Chat backend calls in flight at once (env: ASSISTSYNC_CHAT_CONCURRENCY; default 8).",
 )
 def server_command(
