@@ -104,6 +104,7 @@ class StandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # each chunk leaves at once, as real servers send
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -237,8 +237,10 @@ class ChatBackend:
                     response.read()
                     return self._refusal(response, body)
                 if "text/event-stream" in response.headers.get("content-type", ""):
-                    for data in sse_data(response.iter_lines()):
+                    lines = response.iter_lines()
+                    for data in sse_data(lines):
                         yield from answer.chunk(data)
+                    _drain(lines)
                 else:
                     response.read()
                     yield from answer.whole(response.json())
@@ -354,6 +356,15 @@ def _error_text(response: httpx.Response) -> str:
         if isinstance(data.get("detail"), str):
             return str(data["detail"])
     return json.dumps(data)
+
+
+def _drain(lines: Iterator[str]) -> None:
+    """Read what follows ``[DONE]`` (the end of the body), so the connection goes back to the
+    pool instead of being closed, as the SDK does; the answer is whole already, so a
+    connection that breaks here changes nothing."""
+    with contextlib.suppress(httpx.TransportError, httpx.StreamError):
+        for _ in lines:
+            pass
 
 
 def _stopped(request: ModelRequest) -> bool:
