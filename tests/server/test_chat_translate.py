@@ -146,6 +146,8 @@ def test_a_cut_answer_drops_its_unfinished_call() -> None:
 def test_a_chunk_that_is_not_json_is_a_bad_answer() -> None:
     with pytest.raises(BadAnswer, match="not JSON"):
         list(Answer().chunk("<html>"))
+    with pytest.raises(BadAnswer, match="reported an error: model not loaded"):
+        list(Answer().whole({"error": {"message": "model not loaded"}}))
 
 
 @pytest.mark.parametrize(

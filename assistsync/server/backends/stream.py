@@ -101,6 +101,8 @@ class Answer:
 
     def whole(self, data: Any) -> Iterator[ModelEvent]:
         """The events of an answer that came whole (a backend that ignored ``stream``)."""
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            raise BadAnswer(f"the backend reported an error: {data['error'].get('message')}")
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise BadAnswer("the answer has no 'choices'")
         self._take_usage(data)
