@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from assistsync.api import ApiClient, Redactor
     from assistsync.server import ServerHandle
+    from assistsync.server.runs.model import ModelSource
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_VARIABLE = "OPENAI_API_KEY"
@@ -196,7 +197,7 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
 
     if settings.sandbox:
         with ExitStack() as stack:
-            server = stack.enter_context(_sandbox(settings.root, settings.environment))
+            server = stack.enter_context(sandbox(settings.root, environment=settings.environment))
             yield stack.enter_context(ApiClient(server.base_url, SANDBOX_KEY))
         return
     key = api_key()
@@ -231,7 +232,9 @@ def sandbox_db_name(environment: str | None) -> str:
 
 
 @contextmanager
-def _sandbox(root: Path, environment: str | None = None) -> Iterator[ServerHandle]:
+def _sandbox(
+    root: Path, groups: tuple[Any, ...], environment: str | None = None
+) -> Iterator[ServerHandle]:
     """The embedded server on its state in ``root/.assistsync/``; its setup errors mapped."""
     import sqlite3
 
@@ -243,7 +246,9 @@ def _sandbox(root: Path, environment: str | None = None) -> Iterator[ServerHandl
     with ExitStack() as stack:
         try:
             db = state_dir(root) / name
-            server = stack.enter_context(start_server(host="127.0.0.1", port=0, db=db))
+            server = stack.enter_context(
+                start_server(host="127.0.0.1", port=0, db=db, groups=groups)
+            )
         except OSError as exc:
             raise ConfigError(
                 f"cannot keep the sandbox state in {where}: {exc.strerror or exc}. "
@@ -256,3 +261,41 @@ def _sandbox(root: Path, environment: str | None = None) -> Iterator[ServerHandl
                 "start the sandbox afresh."
             ) from exc
         yield server
+
+
+@contextmanager
+def sandbox(
+    root: Path,
+    wrap: Callable[[ModelSource], ModelSource] | None = None,
+    environment: str | None = None,
+) -> Iterator[ServerHandle]:
+    """The embedded server on the project's sandbox state, its runs answered by the chat
+    backend that ``ASSISTSYNC_CHAT_URL`` (and ``ASSISTSYNC_CHAT_KEY_ENV``,
+    ``ASSISTSYNC_CHAT_MODELS``, ``ASSISTSYNC_CHAT_CONCURRENCY``) name, else by ``echo``.
+
+    ``wrap`` decorates whatever answers runs (``assistsync test --record/--replay`` puts its
+    recorder there). Each ``environment`` has a state of its own. Setup errors are mapped to
+    :class:`ConfigError`; the backend is closed after the server stops.
+    """
+    from assistsync.server.backends import ChatBackend, ChatSettingsError, from_env
+    from assistsync.server.routes import GROUPS
+    from assistsync.server.runs.echo import EchoModel
+    from assistsync.server.runs.endpoints import RunOptions, configured
+
+    try:
+        chat = from_env()
+    except ChatSettingsError as exc:
+        raise ConfigError(f"sandbox chat backend: {exc}") from None
+    with ExitStack() as stack:
+        source: ModelSource | None = None
+        if chat is not None:
+            backend = ChatBackend(chat)
+            stack.callback(backend.close)  # runs after the server below has stopped
+            source = backend.source
+        if wrap is not None:
+            if source is None:
+                echo = EchoModel()
+                source = lambda name: echo  # noqa: E731 - echo answers every model name
+            source = wrap(source)
+        groups = tuple(GROUPS) if source is None else configured(GROUPS, RunOptions(models=source))
+        yield stack.enter_context(_sandbox(root, groups, environment))

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -125,61 +125,31 @@ def _recording_sandbox(project: Project, mode: str, prune: bool) -> Iterator[Api
     A ``record`` of every test (no ``-k``) that completes deletes the recordings it did not
     write, so the committed directory holds the answers of today's tests only."""
     from assistsync.api import ApiClient
-    from assistsync.cli.context import SANDBOX_KEY
-    from assistsync.lockfile import state_dir
-    from assistsync.server import start_server
+    from assistsync.cli.context import SANDBOX_KEY, sandbox
     from assistsync.server.recording import Recorder
-    from assistsync.server.routes import GROUPS
-    from assistsync.server.runs.endpoints import RunOptions, configured
 
-    db = state_dir(project.root) / "sandbox.db"
-    with _sandbox_models() as source:
+    recorders: list[Recorder] = []
+
+    def record(source: ModelSource) -> ModelSource:
         recorder = Recorder(
             source, project.root / RECORDINGS, "record" if mode == "record" else "replay"
         )
-        groups = configured(GROUPS, RunOptions(models=recorder))
-        with (
-            start_server(host="127.0.0.1", port=0, db=db, groups=groups) as server,
-            ApiClient(server.base_url, SANDBOX_KEY) as client,
-        ):
-            yield client
-        if mode == "record" and prune:
-            removed = recorder.prune()
-            if removed:
-                n = len(removed)
-                click.echo(
-                    f"Removed {n} recording{'s' if n != 1 else ''} no test asks for any more.",
-                    err=True,
-                )
+        recorders.append(recorder)
+        return recorder
 
-
-@contextmanager
-def _sandbox_models() -> Iterator[ModelSource]:
-    """What answers the sandbox's runs: the chat backend the ``ASSISTSYNC_CHAT_*`` variables
-    name (where this build has chat backends), else ``echo``; closed after use."""
-    import importlib
-
-    from assistsync.server.runs.echo import EchoModel
-
-    echo = EchoModel()
-    try:
-        backends: Any = importlib.import_module("assistsync.server.backends")
-    except ModuleNotFoundError:
-        backends = None
-    settings = None
-    if backends is not None:
-        try:
-            settings = backends.from_env()
-        except backends.ChatSettingsError as exc:
-            raise ConfigError(f"sandbox chat backend: {exc}") from None
-    if settings is None:
-        yield lambda name: echo
-        return
-    backend = backends.ChatBackend(settings)
-    try:
-        yield backend.source
-    finally:
-        backend.close()
+    with (
+        sandbox(project.root, wrap=record, environment=project.environment) as server,
+        ApiClient(server.base_url, SANDBOX_KEY) as client,
+    ):
+        yield client
+    if mode == "record" and prune:
+        removed = [path for recorder in recorders for path in recorder.prune()]
+        if removed:
+            n = len(removed)
+            click.echo(
+                f"Removed {n} recording{'s' if n != 1 else ''} no test asks for any more.",
+                err=True,
+            )
 
 
 def _run(

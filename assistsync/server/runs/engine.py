@@ -646,7 +646,16 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
-        request = ModelRequest(config, conversation, sleep=self._sleeper(run_id, started))
+        request = ModelRequest(
+            config,
+            conversation,
+            sleep=self._sleeper(run_id, started),
+            sleep_until=lambda deadline: self.clock.sleep_until(
+                deadline, lambda: self._should_stop(run_id)
+            ),
+            expires_at=run["expires_at"],
+            now=self.clock.now,
+        )
         writer = _TurnWriter(self, run)
         try:
             try:
