@@ -3,7 +3,8 @@
 Same approach as the other groups: pydantic models that mirror the spec (``extra="forbid"``,
 strict types, every limit: tools ≤ 20 on a run, ``max_*_tokens`` ≥ 256), then the rules the
 spec cannot express (unique function names, metadata limits, ``tool_choice`` naming a tool the
-run has, ``response_format`` json_object only with function tools), each a 400 with ``param``.
+run has, ``response_format`` json_object only with function tools, an assistant with more tools
+than a run may carry), each a 400 with ``param``.
 A null optional field means "not given", as clients of the time sent it.
 """
 
