@@ -379,12 +379,20 @@ class Applier:
             f.result()  # re-raise bugs; API errors were already turned into failures
 
     # --- files -----------------------------------------------------------------------------
-    def _record_upload(self, fc: FileChange, file_id: str) -> None:
+    def _record_upload(
+        self, fc: FileChange, file_id: str, kind: str, verb: Verb, began: float | None = None
+    ) -> None:
+        """Record a finished upload, count and report it, then release what waits for it.
+
+        Reporting comes before releasing: the assistants that attach the file start on other
+        threads as soon as it is settled, and their lines must not come before this one's."""
         with self._mutex:
             self._id_by_sha[fc.sha256] = file_id
         paths = fc.paths or (fc.path,)
         entry = fc.locked(file_id)
         self.recorder.update(lambda lock: lock.with_upload(paths, entry))
+        self._count(kind)
+        self._emit(fc.address, verb, "done", began=began, id_=file_id)
         self._settle(fc.sha256)
 
     def _upload_failed(self, fc: FileChange, message: str, cause: str = "") -> None:
@@ -399,9 +407,7 @@ class Applier:
             self._settle(fc.sha256)
             return
         if fc.adopt_id:
-            self._record_upload(fc, fc.adopt_id)
-            self._count("import")
-            self._emit(fc.address, verb, "done", began=began, id_=fc.adopt_id)
+            self._record_upload(fc, fc.adopt_id, "import", verb, began)
             return
         try:
             uploaded = self.client.upload_file(self.root / fc.path, filename=Path(fc.path).name)
@@ -415,9 +421,7 @@ class Applier:
         except OSError as exc:
             self._upload_failed(fc, f"cannot read {fc.path}: {exc.strerror}")
             return
-        self._record_upload(fc, uploaded.id)
-        self._count("add")
-        self._emit(fc.address, verb, "done", began=began, id_=uploaded.id)
+        self._record_upload(fc, uploaded.id, "add", verb, began)
 
     def _find_lost_uploads(self, lost: list[FileChange]) -> list[FileChange]:
         """Adopt lost uploads that did reach the server; return those that did not."""
@@ -444,9 +448,7 @@ class Applier:
                 missing.append(fc)
             else:
                 owned.add(found)
-                self._record_upload(fc, found)
-                self._count("add")
-                self._emit(fc.address, "upload", "done", id_=found)
+                self._record_upload(fc, found, "add", "upload")
         return missing
 
     def _upload_phase(self, then: Callable[[], None]) -> None:

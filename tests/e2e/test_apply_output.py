@@ -91,6 +91,23 @@ def test_events_are_timed_by_the_injected_clock(tmp_path: Path) -> None:
     assert saved[-1].assistants.keys() == {"bot-0", "bot-1"}
 
 
+def test_an_upload_is_told_complete_before_what_attaches_it_starts(tmp_path: Path) -> None:
+    # Assistants that attach a file start on other threads the moment its upload settles; the
+    # upload's line must come first, or the output reads as if they ran without it.
+    _project(tmp_path, 8)
+    events: list[Event] = []
+    with start_server(port=0) as server, ApiClient(server.base_url, "sk-x") as client:
+        plan = pipeline.plan(client, tmp_path).plan
+        result = Applier(client, plan, save=lambda lock: None, events=events.append).run()
+    assert result.ok
+    uploaded = next(
+        i for i, e in enumerate(events) if e.address == "file.docs/a.md" and e.phase == "done"
+    )
+    starts = [i for i, e in enumerate(events) if e.address.startswith("assistant.")]
+    assert len(starts) == 16
+    assert uploaded < min(starts)
+
+
 def test_many_failures_of_one_cause_are_told_once(tmp_path: Path) -> None:
     _project(tmp_path, 6, files=False)
     with start_server(port=0) as server, ApiClient(server.base_url, "sk-x") as client:
