@@ -45,7 +45,7 @@ def describe_request(request: ModelRequest) -> dict[str, Any]:
     """The parts of a request that decide the answer, as plain JSON (what the digest hashes
     and what a recording file shows reviewers)."""
     config = asdict(request.config)
-    return {
+    described: dict[str, Any] = {
         "config": config,
         "conversation": [
             {
@@ -60,6 +60,11 @@ def describe_request(request: ModelRequest) -> dict[str, Any]:
             for t in request.conversation
         ],
     }
+    if request.context:
+        # Extra system context (retrieval's passages) decides the answer too; absent when
+        # empty so that recordings of runs without it keep their names.
+        described["context"] = list(request.context)
+    return described
 
 
 def digest(request: ModelRequest) -> str:
