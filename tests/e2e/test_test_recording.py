@@ -268,3 +268,11 @@ def test_rubrics_are_graded_through_the_chat_backend(project: Project) -> None:
     assert "answered HTTP 401" in refused.all
     assert JUDGE_KEY not in refused.all
     assert CHAT_KEY not in refused.all
+
+
+def test_recording_without_the_sandbox_points_at_the_server_options(project: Project) -> None:
+    result = project.run("test", "--replay")
+    assert result.code == 1, result.all
+    assert "add --sandbox, or run 'assistsync server --record DIR' (or '--replay DIR')" in (
+        result.err
+    )
