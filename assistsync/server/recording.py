@@ -89,6 +89,18 @@ def _event_of(data: dict[str, Any]) -> ModelEvent:
     return event
 
 
+def _joined(events: list[ModelEvent]) -> list[ModelEvent]:
+    """``events`` with each run of adjacent :class:`TextDelta` values joined into one."""
+    joined: list[ModelEvent] = []
+    for event in events:
+        last = joined[-1] if joined else None
+        if isinstance(event, TextDelta) and isinstance(last, TextDelta):
+            joined[-1] = TextDelta(last.text + event.text)
+        else:
+            joined.append(event)
+    return joined
+
+
 class Recorder:
     """Wraps a :data:`~.runs.model.ModelSource`: every model it picks records to (``record``)
     or replays from (``replay``) ``directory``."""
@@ -117,12 +129,16 @@ class Recorder:
         return self.directory / f"{digest(request)[:24]}.json"
 
     def save(self, request: ModelRequest, events: list[ModelEvent]) -> None:
-        """Write one recording atomically (readable: indented, sorted keys, a final newline)."""
+        """Write one recording atomically (readable: indented, sorted keys, a final newline).
+
+        Adjacent text pieces are stored as one event: how a backend chunks its stream varies
+        from call to call (and one event per token buries the answer in a diff), while the
+        text does not. A replay streams each stored text event as one delta."""
         answer = "".join(e.text for e in events if isinstance(e, TextDelta))
         body = {
             "request": describe_request(request),
             "answer": answer,
-            "events": [_event_json(e) for e in events],
+            "events": [_event_json(e) for e in _joined(events)],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(request)

@@ -96,14 +96,19 @@ def project(tmp_path: Path) -> Project:
     return p
 
 
-def _script(standin: object) -> None:
+def _script(standin: object, *, chunked: bool = True) -> None:
     """The backend's answers, in the order the tests ask (concurrency 1): a text answer, a call
-    and then the answer after its output, and an answer that fails ``strict``."""
+    and then the answer after its output, and an answer that fails ``strict``. ``chunked``
+    streams the texts in pieces, else each in one chunk (the same answers, streamed otherwise)."""
+
+    def text(*pieces: str) -> object:
+        return kit.text(*pieces) if chunked else kit.text("".join(pieces))
+
     standin.script(  # type: ignore[attr-defined]
-        kit.text("You have ", "30 days ", "to return an item."),
+        text("You have ", "30 days ", "to return an item."),
         kit.calls(("lookup_order", '{"order_id": "42"}')),
-        kit.text("Order 42 has ", "shipped."),
-        kit.text("Only within ", "the EU."),
+        text("Order 42 has ", "shipped."),
+        text("Only within ", "the EU."),
     )
 
 
@@ -146,7 +151,7 @@ def test_record_then_replay_with_the_backend_stopped(project: Project) -> None:
         first = project.run(*args, "--record", env=env)
         assert first.code == 1, first.all  # `strict` fails on what the backend said
         recorded = _recordings(project)
-        _script(standin)
+        _script(standin, chunked=False)
         again = project.run(*args, "--record", "--format", "json", env=env)
     finally:
         standin.close()
@@ -160,7 +165,8 @@ def test_record_then_replay_with_the_backend_stopped(project: Project) -> None:
     assert "  assistant: Only within the EU." in lines
     assert "1 passed, 1 failed" in first.out
 
-    # readable, stable files: one per model request, byte-identical when recorded twice
+    # readable, stable files: one per model request, byte-identical when recorded twice (even
+    # though the backend streamed the same answers in other pieces the second time)
     assert len(recorded) == 4
     assert _recordings(project) == recorded
     texts = [raw.decode() for raw in recorded.values()]
@@ -178,6 +184,12 @@ def test_record_then_replay_with_the_backend_stopped(project: Project) -> None:
         assert not re.search(r"(asst|thread|run|msg|step|call)_|chatcmpl|backend-", t)
         assert CHAT_KEY not in t
         assert "served-model" not in t
+    window = next(json.loads(t) for t in texts if "30 days" in json.loads(t)["answer"])
+    assert window["events"] == [
+        {"type": "TextDelta", "text": "You have 30 days to return an item."},
+        {"type": "Usage", "prompt_tokens": 11, "completion_tokens": 7},
+    ]
+    assert window["request"]["config"]["instructions"] == "Answer questions about orders. Be brief."
     call = next(json.loads(t) for t in texts if json.loads(t)["answer"] == "")
     assert call["events"][0] == {
         "type": "ToolCallRequest",
