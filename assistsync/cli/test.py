@@ -86,8 +86,8 @@ def test_command(
     if (record or replay) and not settings.sandbox:
         raise ConfigError(
             "--record and --replay need the model to run in the embedded server: add "
-            "--sandbox (or run 'assistsync server' with recordings and point OPENAI_BASE_URL "
-            "at it)"
+            "--sandbox, or run 'assistsync server --record DIR' (or '--replay DIR') and "
+            "point OPENAI_BASE_URL at it without these options"
         )
     from assistsync.testing.judging import judge_from_env
 

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from assistsync.server.backends import ChatBackend
     from assistsync.server.framework.routing import Route
     from assistsync.server.group import Context, Group
+    from assistsync.server.recording import Mode
+    from assistsync.server.runs.model import ModelSource
 
 _INTRO = """Run a local Assistants API v1 server (the API is served under /v1).
 
@@ -63,6 +65,14 @@ Runs answered by a real model (default: every model name is answered by 'echo'):
   --chat-concurrency N     backend calls in flight at once (more wait their turn)
 Each also reads ASSISTSYNC_CHAT_URL, ASSISTSYNC_CHAT_KEY_ENV, ASSISTSYNC_CHAT_MODELS
 (comma-separated NAME=BACKEND) and ASSISTSYNC_CHAT_CONCURRENCY, as the --sandbox server does.
+
+\b
+Recorded answers (as 'assistsync --sandbox test --record/--replay', same files):
+  --record DIR             store what the model answered, one readable JSON file per
+                           model request, in DIR (commit it: reviewers see the answers)
+  --replay DIR             answer from DIR without calling the model; a request with no
+                           recording fails its run: "the conversation or prompt changed
+                           since it was recorded; re-record with --record"
 """
 
 
@@ -203,6 +213,22 @@ def _log(line: str) -> None:
     metavar="N",
     help="Chat backend calls in flight at once (env: ASSISTSYNC_CHAT_CONCURRENCY; default 8).",
 )
+@click.option(
+    "--record",
+    "record_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Store every model answer in DIR (readable JSON, one file per model request).",
+)
+@click.option(
+    "--replay",
+    "replay_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Answer runs from the recordings in DIR; the model is never called.",
+)
 def server_command(
     host: str,
     port: int,
@@ -219,6 +245,8 @@ def server_command(
     chat_key_env: str | None,
     models: tuple[str, ...],
     chat_concurrency: int | None,
+    record_dir: Path | None,
+    replay_dir: Path | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
     from assistsync.server.db import DatabaseUnavailable
@@ -233,13 +261,13 @@ def server_command(
         lost_response_rate=lost_response_rate,
         seed=seed,
     )
+    recordings = _recordings(record_dir, replay_dir)
     backend = _chat_backend(chat_url, chat_key_env, models, chat_concurrency)
     try:
-        options = RunOptions(
-            max_concurrent_runs,
-            run_expiry_s,
-            models=backend.source if backend is not None else None,
-        )
+        source: ModelSource | None = backend.source if backend is not None else None
+        if recordings is not None:
+            source = _recorded(source, *recordings)
+        options = RunOptions(max_concurrent_runs, run_expiry_s, models=source)
         groups = configured(GROUPS, options)
         serve_forever(host, port, db, api_key or None, faults, _log, groups=groups)
     except DatabaseUnavailable as exc:
@@ -249,6 +277,41 @@ def server_command(
     finally:
         if backend is not None:
             backend.close()
+
+
+def _recordings(record: Path | None, replay: Path | None) -> tuple[Path, Mode] | None:
+    """The recordings directory and mode the options ask for; a usage error for settings
+    that cannot work (both at once, a replay directory that is not there, a record directory
+    that cannot be made), before the server starts."""
+    if record is not None and replay is not None:
+        raise click.UsageError("--record and --replay exclude each other")
+    if replay is not None:
+        if not replay.is_dir():
+            raise click.UsageError(
+                f"--replay {replay}: no such directory of recordings. Record them first with "
+                "--record (or 'assistsync --sandbox test --record')."
+            )
+        _log(f"assistsync server: runs answered from the recordings in {replay}")
+        return replay, "replay"
+    if record is not None:
+        try:
+            record.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.UsageError(f"--record {record}: {exc.strerror or exc}") from None
+        _log(f"assistsync server: recording every model answer in {record}")
+        return record, "record"
+    return None
+
+
+def _recorded(source: ModelSource | None, directory: Path, mode: Mode) -> ModelSource:
+    """``source`` (``echo`` when None) wrapped by the recorder."""
+    from assistsync.server.recording import Recorder
+    from assistsync.server.runs.echo import EchoModel
+
+    if source is None:
+        echo = EchoModel()
+        source = lambda name: echo  # noqa: E731 - echo answers every model name
+    return Recorder(source, directory, mode)
 
 
 def _chat_backend(

