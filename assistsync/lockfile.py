@@ -63,34 +63,29 @@ def _compact(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
-_ENTRY_TEXT: dict[int, tuple[BaseModel, str]] = {}
-"""id(entry) -> (entry, its JSON). Locks are copied with unchanged entries shared, so an apply
-that rewrites the lock after every change serialises each entry once. Holding the entry keeps
-its id from being reused while it is cached."""
+_LINES: dict[tuple[str, str], tuple[BaseModel, str]] = {}
+"""(section, key) -> (entry, its line without the trailing comma). Locks are copied with
+unchanged entries shared, so an apply that rewrites the lock after every change serialises each
+entry (and its key) once; a write is then a sort and a join. Holding the entry makes the
+identity check safe: a cached line is used only for the very object it was made from."""
 
 
-def _entry_text(entry: BaseModel) -> str:
-    hit = _ENTRY_TEXT.get(id(entry))
+def _entry_line(section: str, key: str, entry: BaseModel) -> str:
+    hit = _LINES.get((section, key))
     if hit is not None and hit[0] is entry:
         return hit[1]
-    if len(_ENTRY_TEXT) > 100_000:
-        _ENTRY_TEXT.clear()
-    text = _compact(entry.model_dump(mode="json"))
-    _ENTRY_TEXT[id(entry)] = (entry, text)
-    return text
+    if len(_LINES) > 200_000:
+        _LINES.clear()
+    line = f"    {_compact(key)}: {_compact(entry.model_dump(mode='json'))}"
+    _LINES[(section, key)] = (entry, line)
+    return line
 
 
 def _section(name: str, entries: Mapping[str, BaseModel]) -> list[str]:
     if not entries:
         return [f"  {_compact(name)}: {{}}"]
-    items = sorted(entries.items())
-    lines = [f"  {_compact(name)}: {{"]
-    lines += [
-        f"    {_compact(key)}: {_entry_text(entry)}{',' if i < len(items) - 1 else ''}"
-        for i, (key, entry) in enumerate(items)
-    ]
-    lines.append("  }")
-    return lines
+    body = ",\n".join([_entry_line(name, key, entries[key]) for key in sorted(entries)])
+    return [f"  {_compact(name)}: {{", body, "  }"]
 
 
 def lock_text(lock: Lock) -> str:
