@@ -27,6 +27,8 @@ class ServerStats:
     span_s: float = 0.0
     handler_s: float = 0.0
     maxrss_kb: int = 0
+    cpu_s: float = 0.0
+    """The server process's CPU (user + system) since it started."""
 
     @property
     def rate_limited(self) -> int:
@@ -121,6 +123,7 @@ class ServerProcess:
             span_s=float(a["span_s"]),
             handler_s=float(a["handler_s"]),
             maxrss_kb=int(a["maxrss_kb"]),
+            cpu_s=float(a["cpu_s"]),
         )
 
     def set_faults(self, *, latency_ms: float, rate_limit_rpm: int) -> None:
