@@ -8,6 +8,7 @@ with ``os.replace``; the previous version is kept as ``.assistsync/<lock>.backup
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -63,28 +65,58 @@ def _compact(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
-_LINES: dict[tuple[str, str], tuple[BaseModel, str]] = {}
-"""(section, key) -> (entry, its line without the trailing comma). Locks are copied with
-unchanged entries shared, so an apply that rewrites the lock after every change serialises each
-entry (and its key) once; a write is then a sort and a join. Holding the entry makes the
-identity check safe: a cached line is used only for the very object it was made from."""
+class _SectionText:
+    """The lines of one section of the lock, kept sorted, updated from one lock to the next.
+
+    Locks are copied with unchanged entries shared (``Lock.with_assistant`` and the like), so
+    consecutive writes of an apply differ in a few entries: those are found by identity, their
+    lines made once and put in place by bisection; a write is then one pass of identity checks
+    and a join, instead of serialising and sorting every entry again (which made an apply's
+    lock writes grow with the square of the project). Holding the entries makes the identity
+    check safe: a line is reused only for the very object it was made from.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, BaseModel] = {}
+        self.keys: list[str] = []
+        self.lines: list[str] = []
+        self.source: Mapping[str, BaseModel] | None = None
+        self.body = ""
+
+    def text(self, entries: Mapping[str, BaseModel]) -> str:
+        """The section's entry lines for ``entries``, joined (without the braces)."""
+        if entries is self.source:
+            return self.body
+        known = self.entries
+        changed = [key for key, entry in entries.items() if known.get(key) is not entry]
+        if len(known) + sum(key not in known for key in changed) != len(entries):
+            for key in known.keys() - entries.keys():
+                i = bisect.bisect_left(self.keys, key)
+                del self.keys[i], self.lines[i], known[key]
+        for key in changed:
+            entry = entries[key]
+            line = f"    {_compact(key)}: {_compact(entry.model_dump(mode='json'))}"
+            i = bisect.bisect_left(self.keys, key)
+            if key in known:
+                self.lines[i] = line
+            else:
+                self.keys.insert(i, key)
+                self.lines.insert(i, line)
+            known[key] = entry
+        self.source = entries
+        self.body = ",\n".join(self.lines)
+        return self.body
 
 
-def _entry_line(section: str, key: str, entry: BaseModel) -> str:
-    hit = _LINES.get((section, key))
-    if hit is not None and hit[0] is entry:
-        return hit[1]
-    if len(_LINES) > 200_000:
-        _LINES.clear()
-    line = f"    {_compact(key)}: {_compact(entry.model_dump(mode='json'))}"
-    _LINES[(section, key)] = (entry, line)
-    return line
+_SECTIONS: dict[str, _SectionText] = {}
+_SECTIONS_LOCK = threading.Lock()
 
 
 def _section(name: str, entries: Mapping[str, BaseModel]) -> list[str]:
     if not entries:
         return [f"  {_compact(name)}: {{}}"]
-    body = ",\n".join([_entry_line(name, key, entries[key]) for key in sorted(entries)])
+    with _SECTIONS_LOCK:
+        body = _SECTIONS.setdefault(name, _SectionText()).text(entries)
     return [f"  {_compact(name)}: {{", body, "  }"]
 
 
