@@ -136,15 +136,16 @@ def lock_text(lock: Lock) -> str:
         "version": [f"  {_compact('version')}: {lock.version}"],
     }
     assert set(sections) == set(Lock.model_fields), "lock_text must write every Lock field"
-    lines = ["{"]
+    parts = ["{"]
     names = sorted(sections)
     for i, name in enumerate(names):
         part = sections[name]
         if i < len(names) - 1:
             part = [*part[:-1], part[-1] + ","]
-        lines += part
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        parts += part
+    parts.append("}\n")
+    # one join: the sections' bodies are the bulk of the text, copied once
+    return "\n".join(parts)
 
 
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(\s|$)", re.MULTILINE)
