@@ -284,9 +284,9 @@ def state_dir(project: Path) -> Path:
         state.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LockWriteError(
-            f"{state}: cannot create assistsync's state directory: {_reason(exc)}. assistsync "
-            "keeps run-time locks, the lock's backup and the sandbox there; make the project "
-            "directory writable.",
+            f"{STATE_DIR}/: cannot create assistsync's state directory: {_reason(exc)}. "
+            "assistsync keeps run-time locks, the lock's backup and the sandbox there; make it a "
+            "writable directory of the project (remove a file that stands in its place).",
             reason=_reason(exc),
         ) from exc
     ignore = state / ".gitignore"

@@ -73,6 +73,7 @@ Environment:
 def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debug: bool) -> None:
     """Keep Assistants API v1 assistants as code: validate, plan and apply YAML manifests."""
     ctx.obj = Settings(root=directory, sandbox=sandbox, no_color=no_color, debug=debug)
+    _shown_root.append(directory)
     if debug:
         enable_debug()
 
@@ -124,6 +125,28 @@ def main(argv: list[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else EXIT_OK
 
 
+_shown_root: list[Path] = []
+"""The project directory of this invocation, once the group callback has run: error messages
+show paths inside it relative to it, wherever in assistsync they were raised."""
+
+
+def _relative(message: str) -> str:
+    """``message`` with the project directory's absolute prefix removed from every path in it.
+
+    Deep modules raise errors naming the absolute paths they work on (the lock, the state
+    directory, a saved plan); people read paths relative to the project, as manifest errors
+    already print them. Doing it here, in the one handler, keeps every module honest about
+    which file it means and every message consistent.
+    """
+    import os
+
+    if not _shown_root:
+        return message
+    for root in {_shown_root[-1], _shown_root[-1].resolve()}:
+        message = message.replace(f"{root}{os.sep}", "")
+    return message
+
+
 def _report(exc: BaseException, message: str, debug: bool) -> None:
     """Print ``message`` (and under ``--debug`` the traceback first), with the key scrubbed."""
     from assistsync.cli.context import redactor
@@ -133,7 +156,7 @@ def _report(exc: BaseException, message: str, debug: bool) -> None:
         import traceback
 
         click.echo(redact("".join(traceback.format_exception(exc))).rstrip("\n"), err=True)
-    click.echo(redact(message), err=True)
+    click.echo(redact(_relative(message)), err=True)
 
 
 def entry() -> None:

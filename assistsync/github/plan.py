@@ -68,7 +68,7 @@ def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(wd, diagnostic))
         n = len(exc.diagnostics)
-        headline = f"The plan failed: {n} error{'s' if n != 1 else ''} in the manifests."
+        headline = f"The plan failed: {n} error{'s' if n != 1 else ''} in {exc.subject}."
         details = [
             f"{repo_path(wd, d.file)}:{d.line}:{d.col}: {d.message}" for d in exc.diagnostics
         ]
@@ -145,7 +145,7 @@ def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: E
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(inputs.working_directory, diagnostic))
         n = len(exc.diagnostics)
-        summary = f"{n} error{'s' if n != 1 else ''} in the manifests."
+        summary = f"{n} error{'s' if n != 1 else ''} in {exc.subject}."
         if runner.summary is not None:  # a fork's pull request: no comment, but the summary
             wd = inputs.working_directory
             lines = comments.diagnostic_lines(wd, exc.diagnostics)

@@ -70,7 +70,9 @@ def endpoint_help(groups: Sequence[Group]) -> str:
                 line += f"  ({notes})"
             lines.append(f"  {title:<{width}}{line}")
             title = ""
-        lines.extend(f"  {'':<{width}}{note}" for note in group.notes)
+        for note in group.notes:  # a group with tables only is shown by its notes
+            lines.append(f"  {title:<{width}}{note}")
+            title = ""
     return "\n".join(lines) + "\n"
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 from assistsync.server import assistant_files, assistants, files, index, messages, threads
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
+from assistsync.server.retrieval import group as retrieval
 
 GROUPS: tuple[Group, ...] = (
     files.GROUP,
+    retrieval.GROUP,  # its trigger follows deletions of files
     assistants.GROUP,
     assistant_files.GROUP,
     threads.GROUP,

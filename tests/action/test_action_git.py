@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from actionkit import ROOT
 from actionproject import PR, WD, Harness
 from test_action_run import _git_workspace
@@ -66,3 +67,14 @@ def test_a_fork_pull_request_with_a_bad_manifest_annotates_and_summarises(
     assert "<!--" not in result.summary  # the comment's marker stays out of the summary
     assert result.outputs["exitcode"] == "1"
     assert harness.github.ours(PR, "<!--") == []  # no comment from a fork
+
+
+@pytest.mark.parametrize("key", ["", "sk-action-test-key"])
+def test_errors_in_the_project_file_are_not_called_errors_in_the_manifests(
+    harness: Harness, key: str
+) -> None:
+    harness.write("assistsync.yaml", "manifests: [assistants/*.yaml]\nlokc: x.lock\n")
+    result = harness.run(command="plan", openai_api_key=key)
+    assert result.code == 1, result.log
+    assert "1 error in the project file (assistsync.yaml)." in result.summary
+    assert "in the manifests" not in result.summary

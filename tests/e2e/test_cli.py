@@ -208,7 +208,8 @@ def test_sandbox_state_that_cannot_be_used_is_a_plain_error(tmp_path: Path) -> N
     (root / ".assistsync").write_text("not a directory\n", encoding="utf-8")
     result = cli(root, "--sandbox", "plan")
     assert result.returncode == 1, result.stderr
-    assert "cannot keep the sandbox state in .assistsync/sandbox.db" in result.stderr
+    assert ".assistsync/: cannot create assistsync's state directory" in result.stderr
+    assert str(tmp_path) not in result.stderr  # paths are relative to the project
     assert "internal error" not in result.stderr
 
     (root / ".assistsync").unlink()

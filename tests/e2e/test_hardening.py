@@ -254,6 +254,9 @@ def test_a_lock_with_merge_conflicts_says_how_to_resolve_them(project: Project) 
     assert result.code == 1
     assert "merge conflicts" in result.err
     assert "Take either side" in result.err
+    # the path is shown relative to the project, as manifest errors show theirs
+    assert "Error: assistsync.lock:2: " in result.err
+    assert str(project.root) not in result.err
 
 
 # --- 7. saved plans and the lock's mode ------------------------------------------------------

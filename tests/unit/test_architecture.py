@@ -145,3 +145,25 @@ def test_the_server_layer_checker_sees_imports() -> None:
     assert server_layer("assistsync.server.framework.http") == "framework"
     assert "group" not in SERVER_LAYERS["framework"]
     assert "root" not in SERVER_LAYERS["group"]
+
+
+def test_retrieval_is_a_library_of_the_server() -> None:
+    # The files endpoint and the run engine call retrieval; it calls nothing of theirs, so it
+    # can be tested (and benchmarked) on a bare SQLite connection. Only its group module, which
+    # registers its tables, knows the server (and is checked by the layer rules above).
+    for path in sorted((PACKAGE / "server" / "retrieval").rglob("*.py")):
+        if path.name == "group.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ["(relative)"]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            for name in names:
+                inside = name.startswith("assistsync.server.retrieval")
+                assert inside or not name.startswith(("assistsync", "(relative)")), (
+                    f"{path.relative_to(PACKAGE.parent)} imports {name}"
+                )
