@@ -75,6 +75,11 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         "(default when given without a value: 100,1000,5000,10000; takes ~10 minutes)",
     )
     parser.add_argument(
+        "--growth-only",
+        action="store_true",
+        help="run only the growth rows (with --growth; the other cases are skipped)",
+    )
+    parser.add_argument(
         "--server-requests",
         type=int,
         default=None,
@@ -103,6 +108,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
             args.server_requests if args.server_requests is not None else (500 if quick else 2000)
         ),
         threads=args.threads,
+        only_growth=args.growth_only,
     )
     if options.rate_limit_rpm < 1:
         parser.error("--rate-limit-rpm must be at least 1")

@@ -45,6 +45,8 @@ class Options:
     """Sizes of the growth rows (assistsync only: apply from empty and plan, CPU per assistant)."""
     server_load: int = 2000
     """Requests per server-throughput case (0: no server rows)."""
+    only_growth: bool = False
+    """Run the growth rows alone (a separate, long run)."""
     threads: int = 8
     """Pool size of the second SDK baseline (the same calls on a ``ThreadPoolExecutor``)."""
 
@@ -244,6 +246,10 @@ class Suite:
     # -- the cases ------------------------------------------------------------------------------
 
     def run(self) -> list[CaseResult]:
+        if self.o.only_growth:
+            for n in self.o.growth:
+                self.growth(n)
+            return self.results
         for n in self.o.sizes:
             self.size(n)
         for n in self.o.growth:
