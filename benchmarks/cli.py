@@ -75,6 +75,13 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         "(default when given without a value: 100,1000,5000,10000; takes ~10 minutes)",
     )
     parser.add_argument(
+        "--server-before",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier assistsync whose server is measured first, for a "
+        "before/after of the server rows in one run",
+    )
+    parser.add_argument(
         "--growth-only",
         action="store_true",
         help="run only the growth rows (with --growth; the other cases are skipped)",
@@ -109,6 +116,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         ),
         threads=args.threads,
         only_growth=args.growth_only,
+        server_before=args.server_before,
     )
     if options.rate_limit_rpm < 1:
         parser.error("--rate-limit-rpm must be at least 1")

@@ -45,6 +45,8 @@ class Options:
     """Sizes of the growth rows (assistsync only: apply from empty and plan, CPU per assistant)."""
     server_load: int = 2000
     """Requests per server-throughput case (0: no server rows)."""
+    server_before: Path | None = None
+    """Another checkout whose server is measured beside this one's (the "before")."""
     only_growth: bool = False
     """Run the growth rows alone (a separate, long run)."""
     threads: int = 8
@@ -587,18 +589,30 @@ class Suite:
     def server_rows(self) -> None:
         """The server's throughput: GET and POST /assistants at concurrency 8 and 128, driven by
         the load generator (``benchmarks/load.py``) in a process of its own, each side's CPU
-        shown apart."""
+        shown apart; with ``server_before``, the same against that checkout's server first."""
         total = self.o.server_load
-        with ServerProcess(self.work / "logs" / "server-load", latency_ms=0) as server:
-            # something to list: a page of 20 (the API's default) of real assistants
-            self._load(server, "POST", 8, 40, "server-seed")
-            for method in ("GET", "POST"):
-                for concurrency in (8, 128):
-                    self.log(f"server: {method} /assistants at concurrency {concurrency}")
-                    self.results.append(self._load(server, method, concurrency, total))
+        trees: list[tuple[str, Path | None]] = [("", None)]
+        if self.o.server_before is not None:
+            trees.insert(0, ("before", self.o.server_before))
+        for name, tree in trees:
+            logs = self.work / "logs" / f"server-load{name}"
+            with ServerProcess(logs, latency_ms=0, tree=tree) as server:
+                # something to list: a page of 20 (the API's default) of real assistants
+                self._load(server, "POST", 8, 40, f"server-seed{name}")
+                for method in ("GET", "POST"):
+                    for concurrency in (8, 128):
+                        self.log(f"server{name and ' ' + name}: {method} at {concurrency}")
+                        row = self._load(server, method, concurrency, total, name=name)
+                        self.results.append(row)
 
     def _load(
-        self, server: ServerProcess, method: str, concurrency: int, total: int, label: str = ""
+        self,
+        server: ServerProcess,
+        method: str,
+        concurrency: int,
+        total: int,
+        label: str = "",
+        name: str = "",
     ) -> CaseResult:
         server.reset()
         before = server.stats().cpu_s
@@ -615,7 +629,7 @@ class Suite:
             ],
             cwd=REPO,
             out_dir=self.work / "logs",
-            label=label or f"server-{method}-{concurrency}",
+            label=label or f"server{name}-{method}-{concurrency}",
         )
         stats = server.stats()
         lines = run.stdout.strip().splitlines()
@@ -631,7 +645,8 @@ class Suite:
             note=f"{errors} errors ({out.get('first_error', '')})" if errors else "",
         )
         row = CaseResult(
-            f"server: {method} /assistants, concurrency {concurrency}",
+            f"server{f' ({name})' if name else ''}: {method} /assistants, "
+            f"concurrency {concurrency}",
             0,
             None,
             None,
@@ -640,6 +655,7 @@ class Suite:
             "server",
         )
         row.extra = {
+            "before": float(bool(name)),
             "method_post": float(method == "POST"),
             "concurrency": float(concurrency),
             "rps": total / side.wall_s if side.wall_s else 0.0,
