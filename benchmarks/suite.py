@@ -539,6 +539,7 @@ class Suite:
             ours = median([*command, flag], f"assistsync{flag}")
             floor = Floor(requests=0, seconds=bare.wall_s or 0.0)
             row = CaseResult(f"assistsync {flag}", 0, None, floor, ours, baseline, kind)
+            row.extra["floor_cpu_s"] = bare.cpu_s or 0.0
             self.results.append(row)
 
     def growth(self, n: int) -> None:

@@ -48,6 +48,8 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
             "1",
             "--startup-runs",
             "1",
+            "--repeats",
+            "1",
             "--growth",
             "5",
             "--server-requests",
