@@ -133,15 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     log(f"work directory: {work}")
+    suite = Suite(options, work, log)
     try:
-        results = Suite(options, work, log).run()
+        results = suite.run()
     finally:
         if not args.keep and args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    text = markdown(results, options, time.perf_counter() - started)
+    text = markdown(results, options, time.perf_counter() - started, suite.runs)
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     if args.json:
-        args.json.write_text(json.dumps(to_json(results, options), indent=2), encoding="utf-8")
+        args.json.write_text(
+            json.dumps(to_json(results, options, suite.runs), indent=2), encoding="utf-8"
+        )
     return 0

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.runs import table as runs_table
 from benchmarks.suite import REPO, CaseResult, Options, Side
 
 
@@ -359,8 +360,13 @@ def targets(results: list[CaseResult], options: Options) -> list[tuple[str, str,
     return out
 
 
-def markdown(results: list[CaseResult], options: Options, elapsed_s: float) -> str:
-    """The whole report: options, table, targets, machine."""
+def markdown(
+    results: list[CaseResult],
+    options: Options,
+    elapsed_s: float,
+    runs: list[dict[str, Any]] | None = None,
+) -> str:
+    """The whole report: options, table, targets, the runs case, machine."""
     opts = (
         f"sizes {', '.join(map(str, options.sizes))}; latency {options.latency_ms:g} ms/request; "
         f"rate limit {options.rate_limit_rpm} req/min; assistsync --concurrency "
@@ -380,13 +386,20 @@ def markdown(results: list[CaseResult], options: Options, elapsed_s: float) -> s
         + (f"Growth (assistsync alone):\n\n{growth}\n\n" if growth else "")
         + (f"Server throughput (latency 0):\n\n{server}\n\n" if server else "")
         + "Start-up rows: floor = `python -c pass`, SDK = `python -c 'import openai, httpx'`.\n\n"
-        "### Targets\n\n" + "\n".join(rows) + f"\n\n### Machine\n\n{facts}\n"
+        "### Targets\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + runs_table(runs or [])
+        + f"\n### Machine\n\n{facts}\n"
     )
 
 
-def to_json(results: list[CaseResult], options: Options) -> dict[str, Any]:
+def to_json(
+    results: list[CaseResult], options: Options, runs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Raw values (seconds, bytes) for tools and the smoke test."""
     return {
+        "runs": runs or [],
         "options": dataclasses.asdict(options),
         "machine": machine(),
         "python": sys.version,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from benchmarks.floors import Floor, apply_floor, plan_floor
 from benchmarks.measure import Run, run_measured
+from benchmarks.runs import measure as measure_runs
 from benchmarks.server import API_KEY, ServerProcess, ServerStats
 from benchmarks.workload import BASELINE_TAG, Workload, edit, generate, write_large_project
 from benchmarks.workload import write_project as write_workload
@@ -124,6 +125,8 @@ class Suite:
         self.baseline_missing = None if options.baseline else "skipped (--no-baseline)"
         if self.baseline_missing is None:
             self.baseline_missing = baseline_status()
+        self.runs: list[dict[str, object]] = []
+        """The runs case (:mod:`benchmarks.runs`): one dict per (mode, concurrency)."""
 
     # -- running one client -------------------------------------------------------------------
 
@@ -260,6 +263,7 @@ class Suite:
             self.server_rows()
         self.large()
         self.startup()
+        self.runs = measure_runs(self.work, self.log, self.o.sizes, baseline_status())
         return self.results
 
     def _copy(self, template: Path, dest: Path) -> Path:

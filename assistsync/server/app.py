@@ -149,12 +149,15 @@ def serve_forever(
     log: Callable[[str], None],
     *,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    groups: Sequence[Group] = GROUPS,
 ) -> None:
     """Serve until Ctrl-C (SIGINT) or SIGTERM, then shut down cleanly and return.
 
     Blocks the calling thread; meant for the ``assistsync server`` command.
     """
-    handle = start_server(host, port, db, api_key, faults, log, max_upload_bytes=max_upload_bytes)
+    handle = start_server(
+        host, port, db, api_key, faults, log, max_upload_bytes=max_upload_bytes, groups=groups
+    )
     storage = f"data in {db}" if db is not None else "data in memory, lost on exit"
     log(f"assistsync server: Assistants API v1 at {handle.base_url} ({storage}); Ctrl-C stops it")
     previous: Any = None

@@ -141,6 +141,19 @@ def _log(line: str) -> None:
 )
 @click.option("--seed", type=int, default=None, help="Seed for the fault rates.")
 @click.option(
+    "--max-concurrent-runs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Runs executed at once; more wait queued (default: 4 per CPU core, 4 to 64).",
+)
+@click.option(
+    "--run-expiry-s",
+    type=click.IntRange(min=1),
+    default=600,
+    show_default=True,
+    help="Seconds from a run's creation until it expires (expires_at).",
+)
+@click.option(
     "--api-key",
     default=None,
     envvar="ASSISTSYNC_SERVER_API_KEY",
@@ -155,11 +168,15 @@ def server_command(
     error_rate: float,
     lost_response_rate: float,
     seed: int | None,
+    max_concurrent_runs: int | None,
+    run_expiry_s: int,
     api_key: str | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
     from assistsync.server.db import DatabaseUnavailable
     from assistsync.server.framework.faults import Faults
+    from assistsync.server.routes import GROUPS
+    from assistsync.server.runs.endpoints import RunOptions, configured
 
     faults = Faults(
         latency_ms=latency_ms,
@@ -169,7 +186,8 @@ def server_command(
         seed=seed,
     )
     try:
-        serve_forever(host, port, db, api_key or None, faults, _log)
+        groups = configured(GROUPS, RunOptions(max_concurrent_runs, run_expiry_s))
+        serve_forever(host, port, db, api_key or None, faults, _log, groups=groups)
     except DatabaseUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from assistsync.server.db import Database, Schema
 from assistsync.server.framework.routing import Route
@@ -48,6 +49,9 @@ class Context:
     max_upload_bytes: int
     """The largest file ``POST /files`` accepts, in bytes."""
     hooks: Hooks = field(default_factory=Hooks)
+    services: dict[str, Any] = field(default_factory=dict)
+    """Per-server objects a group's handlers share, set by its ``start`` (e.g. the run engine
+    under ``"runs"``)."""
 
 
 Stop = Callable[[], None]

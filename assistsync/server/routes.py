@@ -10,6 +10,7 @@ from assistsync.server import assistant_files, assistants, files, index, message
 from assistsync.server.framework.routing import Route
 from assistsync.server.group import Context, Group
 from assistsync.server.retrieval import group as retrieval
+from assistsync.server.runs import endpoints as runs
 
 GROUPS: tuple[Group, ...] = (
     files.GROUP,
@@ -18,6 +19,7 @@ GROUPS: tuple[Group, ...] = (
     assistant_files.GROUP,
     threads.GROUP,
     messages.GROUP,
+    runs.GROUP,
     index.GROUP,
 )
 """Every endpoint group, in schema and help order."""

@@ -238,6 +238,9 @@ def test_log_has_one_line_per_request(make_server: ServerFactory) -> None:
     with checked_client(handle) as c:
         c.get("/files")
         c.get("/assistants", params={"limit": 0})
+    # A line is written once its response is sent, so the client can see the response first;
+    # stop() waits for every handler, after which the log is complete.
+    handle.stop()
     assert len(lines) == 2
     method, path, status, ms = lines[0].split(" ")
     assert (method, path, status) == ("GET", "/v1/files", "200")
