@@ -42,6 +42,7 @@ from assistsync.model import (
     Plan,
     wire_metadata,
 )
+from assistsync.model.config import tag_value
 
 T = TypeVar("T")
 DEFAULT_CONCURRENCY = 8
@@ -337,6 +338,10 @@ class Applier:
         self._lost_puts: list[AssistantChange] = []
         self._put_futures: list[Future[None]] = []
 
+    def _tag(self, key: str) -> str:
+        """The ownership tag of ``key`` in the plan's environment (see ``tag_value``)."""
+        return tag_value(key, self.plan.environment or None)
+
     # --- bookkeeping -------------------------------------------------------------------
     def _emit(
         self,
@@ -575,7 +580,9 @@ class Applier:
         try:
             if ac.action == "create":
                 try:
-                    created = self.client.create_assistant(_create_body(ac.key, ac.after, file_ids))
+                    created = self.client.create_assistant(
+                        _create_body(self._tag(ac.key), ac.after, file_ids)
+                    )
                 except ResponseLostError:
                     with self._mutex:
                         lost.append(ac)
@@ -587,7 +594,7 @@ class Applier:
                 assert ac.id is not None
                 remote = ac.action == "update"
                 if remote:
-                    body = _update_body(ac.key, ac, ac.after, file_ids)
+                    body = _update_body(self._tag(ac.key), ac, ac.after, file_ids)
                     self.client.modify_assistant(ac.id, body)
                     self._count("change")
                 self._record_assistant(ac, ac.id, counts=remote or ac.import_id is not None)
@@ -617,7 +624,7 @@ class Applier:
                 by_tag.setdefault(a.tag, a)
         missing: list[AssistantChange] = []
         for ac in lost:
-            found = by_tag.get(ac.key)
+            found = by_tag.get(self._tag(ac.key))
             if found is None:
                 missing.append(ac)
                 continue

@@ -19,7 +19,8 @@ from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Event
 from assistsync.fetch import BackgroundListing, fetch_live
 from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
 from assistsync.manifest import Project, load_project, locate_lock
-from assistsync.model import Live, Lock, Plan
+from assistsync.model import TAG_KEY, Live, Lock, Plan
+from assistsync.model.config import local_tag
 from assistsync.planner import make_plan
 
 
@@ -33,24 +34,31 @@ class Planned:
     plan: Plan
 
 
-def load(root: Path) -> Project:
+def load(root: Path, environment: str | None = None) -> Project:
     """Load and validate the project in ``root`` (raises ``ManifestError`` with every
-    problem), and check that its lock file lies inside it."""
-    project = load_project(root.resolve())
+    problem), as ``environment`` when it declares environments, and check that its lock file
+    lies inside it."""
+    project = load_project(root.resolve(), environment=environment)
     check_location(project.root, project.lock_path)
     return project
 
 
-def lock_path(root: Path) -> Path:
-    """The project's lock file, from ``assistsync.yaml`` alone, checked to lie inside it."""
+def lock_path(root: Path, environment: str | None = None) -> Path:
+    """The project's (or the environment's) lock file, from ``assistsync.yaml`` alone,
+    checked to lie inside it."""
     resolved = root.resolve()
-    path = locate_lock(resolved)
+    path = locate_lock(resolved, environment=environment)
     check_location(resolved, path)
     return path
 
 
 def plan(
-    client: ApiClient, root: Path, *, endpoint: str = "", project: Project | None = None
+    client: ApiClient,
+    root: Path,
+    *,
+    endpoint: str = "",
+    project: Project | None = None,
+    environment: str | None = None,
 ) -> Planned:
     """Load, read the lock, fetch the live state, and plan. Read-only.
 
@@ -61,23 +69,43 @@ def plan(
     listing = None
     if project is None:
         background = BackgroundListing(client)
-        project = load(root)
+        project = load(root, environment)
         listing = background.result()
     lock = read_lock(project.lock_path)
-    live = fetch_live(client, project.desired, lock, listing)
+    live = in_environment(fetch_live(client, project.desired, lock, listing), project.environment)
     made = make_plan(
         project.desired, live, lock, root=str(project.root), endpoint=endpoint or client.base_url
     )
+    if project.environment:
+        made = made.model_copy(update={"environment": project.environment})
     return Planned(project, lock, live, made)
 
 
+def in_environment(live: Live, environment: str | None) -> Live:
+    """The live state as one environment sees it: its own tags (``key@env``) read as plain
+    keys, every other tag removed, so the planner's ownership rules hold per environment
+    (another environment's assistants on the same server are never imported or changed)."""
+    if not environment:
+        return live
+    assistants = []
+    for a in live.assistants:
+        if a.tag is not None:
+            key = local_tag(a.tag, environment)
+            metadata = {k: v for k, v in a.metadata.items() if k != TAG_KEY}
+            if key is not None:
+                metadata[TAG_KEY] = key
+            a = a.model_copy(update={"metadata": metadata})
+        assistants.append(a)
+    return live.model_copy(update={"assistants": tuple(assistants)})
+
+
 @contextmanager
-def writing(root: Path) -> Iterator[Path]:
+def writing(root: Path, environment: str | None = None) -> Iterator[Path]:
     """Hold the project's one-writer lock (see ``lockfile.exclusive``); yields the lock path.
 
     Taken before the live state is read, so nothing another apply does can slip in between.
     """
-    path = lock_path(root)
+    path = lock_path(root, environment)
     with exclusive(path):
         yield path
 

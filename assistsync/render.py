@@ -263,8 +263,11 @@ def _drift_lines(plan: Plan, drift: Drift) -> list[Line]:
 
 
 def plan_lines(plan: Plan) -> list[Line]:
-    """The whole plan as lines: drift section, actions, summary line last."""
+    """The whole plan as lines: the environment (when the project has them), drift section,
+    actions, summary line last."""
     out: list[Line] = []
+    if plan.environment:
+        out += [Line(" ", 0, f"Environment: {plan.environment}"), Line(" ", 0, "")]
     if plan.drift:
         out.append(Line(" ", 0, "Objects have changed outside of assistsync:"))
         out.append(Line(" ", 0, ""))
@@ -328,7 +331,10 @@ def render_markdown(plan: Plan, *, title: str = "assistsync plan") -> str:
     The summary line is always visible, destroys are called out above the fold, and the full
     plan sits in a collapsible ``<details>`` block as a ```diff code block.
     """
-    parts = [f"### {title}", "", f"**{plan.summary()}**", ""]
+    parts = [f"### {title}", ""]
+    if plan.environment:
+        parts += [f"Environment: `{plan.environment}`", ""]
+    parts += [f"**{plan.summary()}**", ""]
     gone = destroyed(plan)
     if gone:
         noun = "resource" if len(gone) == 1 else "resources"
@@ -434,7 +440,9 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         for d in plan.drift
     ]
     counts = plan.counts
+    environment = {"environment": plan.environment} if plan.environment else {}
     return {
+        **environment,
         "format_version": plan.format_version,
         "summary": plan.summary(),
         "has_changes": plan.has_changes,

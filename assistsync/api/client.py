@@ -316,6 +316,31 @@ class ApiClient:
 
         return self._call("GET", f"/files/{_quote(file_id)}/content", consume=digest)
 
+    # ------------------------------------------------------- for sibling API modules
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        consume: Callable[[httpx.Response], T],
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        idempotent: bool = True,
+        on_404: Callable[[], T] | None = None,
+    ) -> T:
+        """One call with this client's retries and error mapping, for the API modules beside
+        this one (:mod:`assistsync.api.runs`): ``consume`` reads the 2xx response (streamed)."""
+        return self._call(
+            method,
+            path,
+            consume=consume,
+            json=json,
+            params=params,
+            idempotent=idempotent,
+            on_404=on_404,
+        )
+
     # ------------------------------------------------------------------ machinery
 
     def _json(

@@ -58,8 +58,11 @@ def apply_command(
     saved = load_plan(planfile) if planfile is not None else None
     # Take the one-writer lock first (its path needs only assistsync.yaml), then read the live
     # state while the manifests load: nothing another apply does can slip in between.
-    with pipeline.writing(settings.root) as lock_file, open_client(settings) as client:
-        planned = pipeline.plan(client, settings.root, endpoint=endpoint(settings, client.base_url))
+    env = settings.environment
+    with pipeline.writing(settings.root, env) as lock_file, open_client(settings) as client:
+        planned = pipeline.plan(
+            client, settings.root, endpoint=endpoint(settings, client.base_url), environment=env
+        )
         plan = planned.plan
         if saved is not None:
             plan = check_fresh(saved, plan)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from assistsync.api import ApiClient, Redactor
     from assistsync.server import ServerHandle
+    from assistsync.server.runs.model import ModelSource
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY_VARIABLE = "OPENAI_API_KEY"
@@ -35,6 +36,8 @@ class Settings:
     sandbox: bool = False
     no_color: bool = False
     debug: bool = False
+    environment: str | None = None
+    """The environment chosen with ``--env`` or ``ASSISTSYNC_ENV`` (None: not chosen)."""
 
 
 def project_directory(
@@ -123,6 +126,13 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         is_flag=True,
         help="Tracebacks and HTTP logging (also before the command).",
     )
+    @click.option(
+        "--env",
+        "environment",
+        default=None,
+        metavar="NAME",
+        help="The environment to use (also before the command, or ASSISTSYNC_ENV).",
+    )
     @click.pass_obj
     @functools.wraps(command)
     def wrapper(
@@ -131,6 +141,7 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
         sandbox: bool,
         no_color: bool,
         debug: bool,
+        environment: str | None,
         *args: Any,
         **kwargs: Any,
     ) -> int:
@@ -140,6 +151,7 @@ def pass_settings(command: Callable[..., int]) -> Callable[..., int]:
             sandbox=settings.sandbox or sandbox,
             no_color=settings.no_color or no_color,
             debug=settings.debug or debug,
+            environment=environment or settings.environment,
         )
         if debug:
             enable_debug()
@@ -185,7 +197,7 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
 
     if settings.sandbox:
         with ExitStack() as stack:
-            server = stack.enter_context(_sandbox(settings.root))
+            server = stack.enter_context(sandbox(settings.root, environment=settings.environment))
             yield stack.enter_context(ApiClient(server.base_url, SANDBOX_KEY))
         return
     key = api_key()
@@ -214,19 +226,29 @@ def open_client(settings: Settings) -> Iterator[ApiClient]:
         yield client
 
 
+def sandbox_db_name(environment: str | None) -> str:
+    """The sandbox database in ``.assistsync/``: one per environment, so each has its state."""
+    return f"sandbox.{environment}.db" if environment else "sandbox.db"
+
+
 @contextmanager
-def _sandbox(root: Path) -> Iterator[ServerHandle]:
+def _sandbox(
+    root: Path, groups: tuple[Any, ...], environment: str | None = None
+) -> Iterator[ServerHandle]:
     """The embedded server on its state in ``root/.assistsync/``; its setup errors mapped."""
     import sqlite3
 
     from assistsync.lockfile import STATE_DIR, state_dir
     from assistsync.server import DatabaseUnavailable, start_server
 
-    where = f"{STATE_DIR}/sandbox.db"
+    name = sandbox_db_name(environment)
+    where = f"{STATE_DIR}/{name}"
     with ExitStack() as stack:
         try:
-            db = state_dir(root) / "sandbox.db"
-            server = stack.enter_context(start_server(host="127.0.0.1", port=0, db=db))
+            db = state_dir(root) / name
+            server = stack.enter_context(
+                start_server(host="127.0.0.1", port=0, db=db, groups=groups)
+            )
         except OSError as exc:
             raise ConfigError(
                 f"cannot keep the sandbox state in {where}: {exc.strerror or exc}. "
@@ -239,3 +261,41 @@ def _sandbox(root: Path) -> Iterator[ServerHandle]:
                 "start the sandbox afresh."
             ) from exc
         yield server
+
+
+@contextmanager
+def sandbox(
+    root: Path,
+    wrap: Callable[[ModelSource], ModelSource] | None = None,
+    environment: str | None = None,
+) -> Iterator[ServerHandle]:
+    """The embedded server on the project's sandbox state, its runs answered by the chat
+    backend that ``ASSISTSYNC_CHAT_URL`` (and ``ASSISTSYNC_CHAT_KEY_ENV``,
+    ``ASSISTSYNC_CHAT_MODELS``, ``ASSISTSYNC_CHAT_CONCURRENCY``) name, else by ``echo``.
+
+    ``wrap`` decorates whatever answers runs (``assistsync test --record/--replay`` puts its
+    recorder there). Each ``environment`` has a state of its own. Setup errors are mapped to
+    :class:`ConfigError`; the backend is closed after the server stops.
+    """
+    from assistsync.server.backends import ChatBackend, ChatSettingsError, from_env
+    from assistsync.server.routes import GROUPS
+    from assistsync.server.runs.echo import EchoModel
+    from assistsync.server.runs.endpoints import RunOptions, configured
+
+    try:
+        chat = from_env()
+    except ChatSettingsError as exc:
+        raise ConfigError(f"sandbox chat backend: {exc}") from None
+    with ExitStack() as stack:
+        source: ModelSource | None = None
+        if chat is not None:
+            backend = ChatBackend(chat)
+            stack.callback(backend.close)  # runs after the server below has stopped
+            source = backend.source
+        if wrap is not None:
+            if source is None:
+                echo = EchoModel()
+                source = lambda name: echo  # noqa: E731 - echo answers every model name
+            source = wrap(source)
+        groups = tuple(GROUPS) if source is None else configured(GROUPS, RunOptions(models=source))
+        yield stack.enter_context(_sandbox(root, groups, environment))

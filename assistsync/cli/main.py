@@ -3,7 +3,8 @@
 Exit codes (documented in ``--help`` and the README):
 
 * 0 — success (and, with ``plan --detailed-exitcode``, no changes);
-* 1 — an error: bad manifest, missing key, API failure, stale plan, a change that failed;
+* 1 — an error: bad manifest, missing key, API failure, stale plan, a change that failed,
+  a failed test;
 * 2 — ``plan --detailed-exitcode`` only: changes are present;
 * 3 — an internal error (a bug in assistsync);
 * 130 — interrupted (Ctrl-C); every change that finished is in the lock.
@@ -30,12 +31,16 @@ Examples:
   assistsync validate                      check the manifests locally
   assistsync plan --out plan.json          save a plan for review
   assistsync apply plan.json               carry out exactly that plan
+  assistsync import --all --dry-run        adopt existing assistants (what would be written)
+  assistsync --env prod plan               plan one environment of assistsync.yaml
+  assistsync --sandbox test --planned      run tests/ against copies of the manifests
   assistsync server --db dev.db            run the Assistants API v1 server locally
 
 \b
 Exit codes:
   0    success (plan --detailed-exitcode: no changes)
-  1    error: invalid manifest, missing API key, API failure, stale saved plan
+  1    error: invalid manifest, missing API key, API failure, stale saved plan;
+       test: a test failed
   2    plan --detailed-exitcode: changes are present
   3    internal error (a bug: please report it)
   130  interrupted (Ctrl-C); finished changes are recorded in the lock
@@ -46,6 +51,7 @@ Environment:
   OPENAI_API_KEY     the key (never printed, logged or stored)
   OPENAI_ORG_ID      sent as OpenAI-Organization when set
   OPENAI_PROJECT_ID  sent as OpenAI-Project when set
+  ASSISTSYNC_ENV     the environment to use (as --env NAME)
   NO_COLOR           disables colour
 """
 
@@ -68,11 +74,32 @@ Environment:
 )
 @click.option("--no-color", is_flag=True, help="Never colour output (also: NO_COLOR, TERM=dumb).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and log every HTTP request.")
+@click.option(
+    "--env",
+    "environment",
+    envvar="ASSISTSYNC_ENV",
+    default=None,
+    metavar="NAME",
+    help="The environment of assistsync.yaml to use (also: ASSISTSYNC_ENV).",
+)
 @click.version_option(__version__, "--version", prog_name="assistsync")
 @click.pass_context
-def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    directory: Path,
+    sandbox: bool,
+    no_color: bool,
+    debug: bool,
+    environment: str | None,
+) -> None:
     """Keep Assistants API v1 assistants as code: validate, plan and apply YAML manifests."""
-    ctx.obj = Settings(root=directory, sandbox=sandbox, no_color=no_color, debug=debug)
+    ctx.obj = Settings(
+        root=directory,
+        sandbox=sandbox,
+        no_color=no_color,
+        debug=debug,
+        environment=environment or None,
+    )
     _shown_root.append(directory)
     if debug:
         enable_debug()
@@ -81,11 +108,15 @@ def cli(ctx: click.Context, directory: Path, sandbox: bool, no_color: bool, debu
 def _register() -> None:
     from assistsync.cli.apply import apply_command
     from assistsync.cli.plan import plan_command
+    from assistsync.cli.test import test_command
     from assistsync.cli.validate import validate_command
     from assistsync.server.command import server_command
 
-    for command in (validate_command, plan_command, apply_command, server_command):
+    for command in (validate_command, plan_command, apply_command, test_command, server_command):
         cli.add_command(command)
+    from assistsync.cli.import_ import import_command
+
+    cli.add_command(import_command)
 
 
 _register()

@@ -19,6 +19,8 @@ def apply_command_line(settings: Settings, out: Path) -> str:
         words += ["-C", str(settings.root)]
     if settings.sandbox:
         words.append("--sandbox")
+    if settings.environment:
+        words += ["--env", settings.environment]
     words += ["apply", str(out)]
     return shlex.join(words)
 
@@ -57,9 +59,12 @@ def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Pat
     from assistsync.planfile import save_plan
     from assistsync.render import plan_lines, render_json, render_markdown
 
-    pipeline.lock_path(settings.root)  # a missing or broken assistsync.yaml is said first
+    env = settings.environment
+    pipeline.lock_path(settings.root, env)  # a missing or broken assistsync.yaml is said first
     with open_client(settings) as client:
-        planned = pipeline.plan(client, settings.root, endpoint=endpoint(settings, client.base_url))
+        planned = pipeline.plan(
+            client, settings.root, endpoint=endpoint(settings, client.base_url), environment=env
+        )
     plan = planned.plan
     if out is not None:
         save_plan(out, plan)  # before printing: an unwritable --out fails the command alone

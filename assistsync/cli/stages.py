@@ -14,12 +14,16 @@ def load(settings: Settings) -> Project:
     """Load and validate the project's manifests (raises ``ManifestError`` with every problem)."""
     from assistsync import pipeline
 
-    return pipeline.load(settings.root)
+    return pipeline.load(settings.root, settings.environment)
 
 
 def endpoint(settings: Settings, base_url: str) -> str:
     """The endpoint a plan records: the API's base URL, or the sandbox (whose port changes on
-    every run) by the place its state lives."""
+    every run) by the place its state lives; with the environment, so that a plan saved for
+    one environment is not applied to another."""
+    where = base_url
     if settings.sandbox:
-        return f"the sandbox in {settings.root.resolve() / '.assistsync'}"
-    return base_url
+        where = f"the sandbox in {settings.root.resolve() / '.assistsync'}"
+    if settings.environment:
+        where += f" (environment {settings.environment})"
+    return where

@@ -1,4 +1,4 @@
-"""``python -m assistsync.github plan|apply``: the entry point ``action.yml`` runs.
+"""``python -m assistsync.github plan|apply|test``: the entry point ``action.yml`` runs.
 
 Inputs come as options (the action passes them as quoted shell variables, never by expression
 interpolation); the API key comes from ``OPENAI_API_KEY`` and the GitHub token from
@@ -23,6 +23,9 @@ _DIR = click.option(
     show_default=True,
     help="The project directory, relative to the workspace.",
 )
+_ENV = click.option(
+    "--environment", default="", help="The environment of assistsync.yaml (empty: none)."
+)
 
 
 @click.group()
@@ -32,26 +35,44 @@ def main() -> None:
 
 @main.command("plan")
 @_DIR
+@_ENV
 @click.option("--comment", type=click.BOOL, default=True, help="Comment on the pull request.")
-def plan_command(working_directory: str, comment: bool) -> None:
+def plan_command(working_directory: str, environment: str, comment: bool) -> None:
     """Plan once; comment, summarise and set the step's outputs."""
     from assistsync.github.event import Runner
     from assistsync.github.plan import PlanInputs, run_plan
 
-    inputs = PlanInputs(working_directory, comment, os.environ.get("GITHUB_TOKEN", ""))
+    inputs = PlanInputs(working_directory, comment, os.environ.get("GITHUB_TOKEN", ""), environment)
     sys.exit(_guard(lambda: run_plan(inputs, Runner.from_env(), click.echo)))
 
 
 @main.command("apply")
 @_DIR
+@_ENV
 @click.option("--commit-lock", type=click.BOOL, default=False, help="Commit and push the lock.")
-def apply_command(working_directory: str, commit_lock: bool) -> None:
+def apply_command(working_directory: str, environment: str, commit_lock: bool) -> None:
     """Apply with --auto-approve; summarise, set outputs, commit the lock if asked."""
     from assistsync.github.apply import ApplyInputs, run_apply
     from assistsync.github.event import Runner
 
-    inputs = ApplyInputs(working_directory, commit_lock)
+    inputs = ApplyInputs(working_directory, commit_lock, environment)
     sys.exit(_guard(lambda: run_apply(inputs, Runner.from_env(), click.echo)))
+
+
+@main.command("test")
+@_DIR
+@_ENV
+@click.option("--comment", type=click.BOOL, default=True, help="Comment on the pull request.")
+@click.option("--planned", type=click.BOOL, default=False, help="Test copies of the manifests.")
+def test_command(working_directory: str, environment: str, comment: bool, planned: bool) -> None:
+    """Run the conversation tests; comment, summarise, annotate and set the step's outputs."""
+    from assistsync.github.event import Runner
+    from assistsync.github.test import TestInputs, run_test
+
+    inputs = TestInputs(
+        working_directory, comment, os.environ.get("GITHUB_TOKEN", ""), planned, environment
+    )
+    sys.exit(_guard(lambda: run_test(inputs, Runner.from_env(), click.echo)))
 
 
 def _guard(run: Callable[[], int]) -> int:

@@ -37,6 +37,7 @@ class ApplyInputs:
 
     working_directory: str = "."
     commit_lock: bool = False
+    environment: str = ""
 
 
 def _read(path: Path) -> bytes | None:
@@ -87,9 +88,11 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     lock_file: Path | None = None
     before: bytes | None = None
     try:
-        with pipeline.writing(root) as lock_file, open_client(Settings(root=root)) as client:
+        env = inputs.environment or None
+        settings = Settings(root=root, environment=env)
+        with pipeline.writing(root, env) as lock_file, open_client(settings) as client:
             before = _read(lock_file)
-            plan = pipeline.plan(client, root).plan
+            plan = pipeline.plan(client, root, environment=env).plan
             say(render_text(plan).rstrip("\n"))
             summary = plan.summary()
             if plan.has_changes or plan.lock_only:

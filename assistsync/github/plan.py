@@ -44,6 +44,16 @@ class PlanInputs:
     working_directory: str = "."
     comment: bool = True
     github_token: str = ""
+    environment: str = ""
+
+    @property
+    def where(self) -> str:
+        """The working directory, with the environment when one is chosen: what names this
+        plan's comment (its marker and title) and its JSON file, so that each environment of
+        one project keeps a comment of its own."""
+        if not self.environment:
+            return self.working_directory
+        return f"{self.working_directory} (environment {self.environment})"
 
 
 def plan_json_path(runner: Runner, working_directory: str) -> Path:
@@ -55,7 +65,9 @@ def plan_json_path(runner: Runner, working_directory: str) -> Path:
 def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
     """Plan, report everywhere the runner shows things, and return the step's exit code."""
     wd = inputs.working_directory
-    settings = Settings(root=runner.workspace / wd, no_color=True)
+    settings = Settings(
+        root=runner.workspace / wd, no_color=True, environment=inputs.environment or None
+    )
     if not os.environ.get("OPENAI_API_KEY", "").strip():
         return _without_key(inputs, runner, settings, echo)
     from assistsync import pipeline
@@ -63,7 +75,7 @@ def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
 
     try:
         with open_client(settings) as client:
-            plan = pipeline.plan(client, settings.root).plan
+            plan = pipeline.plan(client, settings.root, environment=settings.environment).plan
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(wd, diagnostic))
@@ -80,13 +92,12 @@ def run_plan(inputs: PlanInputs, runner: Runner, echo: Echo) -> int:
 
 
 def _report(inputs: PlanInputs, runner: Runner, plan: Plan, echo: Echo) -> int:
-    wd = inputs.working_directory
     echo(render_text(plan).rstrip("\n"))
     gone = destroyed(plan)
     if gone:
         listed = "\n".join(f"{address} ({reason})" for address, reason in gone)
         echo(command("warning", listed, title=f"assistsync: {len(gone)} to destroy"))
-    json_path = plan_json_path(runner, wd)
+    json_path = plan_json_path(runner, inputs.where)
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(render_json(plan), encoding="utf-8")
@@ -96,9 +107,9 @@ def _report(inputs: PlanInputs, runner: Runner, plan: Plan, echo: Echo) -> int:
             "writable?"
         ) from exc
     if runner.summary is not None:
-        full = render_markdown(plan, title=comments.title(wd))
+        full = render_markdown(plan, title=comments.title(inputs.where))
         append_summary(runner.summary, comments.shorten(full, comments.SUMMARY_LIMIT))
-    body = comments.plan_comment(plan, wd, commit=runner.head_sha, run_url=runner.run_url)
+    body = comments.plan_comment(plan, inputs.where, commit=runner.head_sha, run_url=runner.run_url)
     _comment(inputs, runner, body, echo)
     if runner.output is not None:
         write_outputs(
@@ -116,9 +127,8 @@ def _report(inputs: PlanInputs, runner: Runner, plan: Plan, echo: Echo) -> int:
 def _failed(
     inputs: PlanInputs, runner: Runner, echo: Echo, headline: str, details: list[str]
 ) -> int:
-    wd = inputs.working_directory
     body = comments.error_comment(
-        wd, headline, details, commit=runner.head_sha, run_url=runner.run_url
+        inputs.where, headline, details, commit=runner.head_sha, run_url=runner.run_url
     )
     if runner.summary is not None:
         append_summary(runner.summary, body.split("\n", 1)[1])
@@ -140,7 +150,7 @@ def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: E
     from assistsync import pipeline
 
     try:
-        pipeline.load(settings.root)
+        pipeline.load(settings.root, settings.environment)
     except ManifestError as exc:
         for diagnostic in exc.diagnostics:
             echo(diagnostic_annotation(inputs.working_directory, diagnostic))
@@ -149,7 +159,7 @@ def _without_key(inputs: PlanInputs, runner: Runner, settings: Settings, echo: E
         if runner.summary is not None:  # a fork's pull request: no comment, but the summary
             wd = inputs.working_directory
             lines = comments.diagnostic_lines(wd, exc.diagnostics)
-            text = comments.error_summary(wd, summary, lines, runner.head_sha)
+            text = comments.error_summary(inputs.where, summary, lines, runner.head_sha)
             append_summary(runner.summary, text)
         if runner.output is not None:
             write_outputs(
@@ -190,9 +200,7 @@ def _comment(inputs: PlanInputs, runner: Runner, body: str, echo: Echo) -> None:
         return
     try:
         with GitHubClient(runner.api_url, inputs.github_token, runner.repository) as github:
-            posted, created = github.upsert_comment(
-                number, comments.marker(inputs.working_directory), body
-            )
+            posted, created = github.upsert_comment(number, comments.marker(inputs.where), body)
     except GitHubError as exc:
         echo(command("warning", exc.message, title="assistsync: could not comment the plan"))
         return

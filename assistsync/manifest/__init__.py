@@ -8,6 +8,22 @@ it validates against is ``assistsync.model.manifest`` (also published as JSON Sc
 
 from __future__ import annotations
 
-from assistsync.manifest.loader import CONFIG_NAME, Project, load_project, locate_lock
+from assistsync.manifest.environments import ENV_VARIABLE
+from assistsync.manifest.loader import (
+    CONFIG_NAME,
+    Project,
+    load_project,
+    locate_lock,
+    project_config,
+    project_environments,
+)
 
-__all__ = ["CONFIG_NAME", "Project", "load_project", "locate_lock"]
+__all__ = [
+    "CONFIG_NAME",
+    "ENV_VARIABLE",
+    "Project",
+    "load_project",
+    "locate_lock",
+    "project_config",
+    "project_environments",
+]

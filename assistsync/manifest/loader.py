@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from assistsync.errors import AssistsyncError, Diagnostic, ManifestError
+from assistsync.manifest.environments import Selected, select
 from assistsync.manifest.files import (
     BadUtf8,
     PathProblem,
@@ -98,6 +99,8 @@ class Project:
     lock_path: Path
     manifest_paths: tuple[Path, ...]
     desired: Desired
+    environment: str | None = None
+    """The environment loaded (``--env``), or ``None`` for a project without environments."""
 
     def relative(self, path: Path) -> str:
         """A path inside the project as the project-relative POSIX string used everywhere."""
@@ -311,23 +314,24 @@ class _Loader:
             f"rename {'them' if many else 'it'} to .yaml or {where} 'manifests:'"
         )
 
-    def lock_path(self, config: ProjectConfig, data: YMap, config_path: Path) -> Path:
-        pos = data.value_pos.get("lock", (1, 1))
+    def lock_path(
+        self, config: ProjectConfig, data: YMap, config_path: Path, selected: Selected
+    ) -> Path:
+        pos = selected.lock_pos
+        raw = selected.lock
         from assistsync.manifest.files import check_real  # the lock is written: follow links
 
         try:
-            path = check_relative(self.root, self.root, config.lock, "lock")
-            check_real(self.root, path, config.lock, "lock")
+            path = check_relative(self.root, self.root, raw, "lock")
+            check_real(self.root, path, raw, "lock")
         except PathProblem as exc:
             self.path_error(self.rel(config_path), pos, exc)
             return self.root / "assistsync.lock"
         try:
             if path.is_dir():
-                self.error(self.rel(config_path), pos, f"lock {config.lock!r} is a directory")
+                self.error(self.rel(config_path), pos, f"lock {raw!r} is a directory")
         except OSError as exc:  # e.g. a name too long for the file system
-            self.error(
-                self.rel(config_path), pos, f"lock {config.lock!r} cannot be used: {exc.strerror}"
-            )
+            self.error(self.rel(config_path), pos, f"lock {raw!r} cannot be used: {exc.strerror}")
         return path
 
     # -- manifests ----------------------------------------------------------------------------
@@ -658,7 +662,9 @@ def _plain_json(value: Any) -> tuple[Any, str | None]:
     return None, f"must be JSON: {value!r} is not a JSON value (quote it)"
 
 
-def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, ProjectConfig, YMap]:
+def _open_config(
+    root: Path, env: Mapping[str, str] | None
+) -> tuple[_Loader, Path, ProjectConfig, YMap]:
     """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data."""
     start = Path(root)
     try:
@@ -682,29 +688,56 @@ def _open(root: Path, env: Mapping[str, str] | None) -> tuple[_Loader, Path, Pro
     return loader, config_path, config, data
 
 
-def locate_lock(root: Path, env: Mapping[str, str] | None = None) -> Path:
+def _open(
+    root: Path, env: Mapping[str, str] | None, environment: str | None = None
+) -> tuple[_Loader, Path, ProjectConfig, YMap, Selected]:
+    """``_open_config``, then the environment chosen: the loader reads ``${VAR}`` as it says."""
+    loader, config_path, config, data = _open_config(root, env)
+    selected = select(config, data, environment, loader.env)
+    loader.env = selected.env
+    return loader, config_path, config, data, selected
+
+
+def project_config(root: Path) -> ProjectConfig:
+    """``assistsync.yaml`` alone, validated. Raises as ``load_project`` does for it."""
+    return _open_config(root, None)[2]
+
+
+def project_environments(root: Path) -> tuple[str, ...]:
+    """The environments ``assistsync.yaml`` declares (none: an empty tuple). Raises as
+    ``load_project`` does for the project file."""
+    return tuple(project_config(root).environments)
+
+
+def locate_lock(
+    root: Path, env: Mapping[str, str] | None = None, environment: str | None = None
+) -> Path:
     """The lock file's path, from ``assistsync.yaml`` alone (the manifests are not read).
 
     Lets apply take the one-writer lock before it reads the live state, and read the live
     state while the manifests load. Raises as ``load_project`` does for the project file.
     """
-    loader, config_path, config, data = _open(root, env)
-    path = loader.lock_path(config, data, config_path)
+    loader, config_path, config, data, selected = _open(root, env, environment)
+    path = loader.lock_path(config, data, config_path, selected)
     if loader.diagnostics:
         raise loader.failed()
     return path
 
 
-def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
+def load_project(
+    root: Path, env: Mapping[str, str] | None = None, environment: str | None = None
+) -> Project:
     """Load and validate the project in directory ``root`` (or the ``assistsync.yaml`` itself).
 
-    ``env`` supplies ``${VAR}`` values (default: ``os.environ``). Raises ``ManifestError`` with
-    every problem found, each located as ``FILE:LINE:COL`` with FILE relative to the project
-    root; raises ``AssistsyncError`` when ``root`` holds no ``assistsync.yaml``. Never writes.
+    ``env`` supplies ``${VAR}`` values (default: ``os.environ``), after the variables of
+    ``environment`` when the project declares environments (then one must be chosen). Raises
+    ``ManifestError`` with every problem found, each located as ``FILE:LINE:COL`` with FILE
+    relative to the project root; raises ``AssistsyncError`` when ``root`` holds no
+    ``assistsync.yaml`` or the environment does not fit it. Never writes.
     """
-    loader, config_path, config, data = _open(root, env)
+    loader, config_path, config, data, selected = _open(root, env, environment)
     resolved = loader.root
-    lock_path = loader.lock_path(config, data, config_path)
+    lock_path = loader.lock_path(config, data, config_path, selected)
     manifest_paths = loader.find_manifests(config, data, config_path)
 
     assistants: dict[str, DesiredAssistant] = {}
@@ -733,4 +766,5 @@ def load_project(root: Path, env: Mapping[str, str] | None = None) -> Project:
         lock_path=lock_path,
         manifest_paths=tuple(manifest_paths),
         desired=Desired(assistants=dict(sorted(assistants.items())), files=files),
+        environment=selected.name,
     )

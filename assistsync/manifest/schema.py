@@ -19,12 +19,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from assistsync.model.manifest import ManifestDocument, ProjectConfig
+from assistsync.model.testfile import TestFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "assistsync.schema.json": ProjectConfig,
     "manifest.schema.json": ManifestDocument,
+    "tests.schema.json": TestFile,
 }
 """File name in ``schemas/`` -> the model it describes."""
 

@@ -104,6 +104,26 @@ class AssistantConfig(BaseModel):
         return tuple(out)
 
 
+ENVIRONMENT_SEPARATOR = "@"
+"""Between a key and its environment in a tag (``support-bot@prod``); keys never hold it."""
+
+
+def tag_value(key: str, environment: str | None) -> str:
+    """The ``assistsync_key`` tag of ``key``: the key itself, or ``key@environment`` in a
+    project with environments, so that environments sharing one server never take each
+    other's assistants for their own."""
+    return f"{key}{ENVIRONMENT_SEPARATOR}{environment}" if environment else key
+
+
+def local_tag(tag: str | None, environment: str | None) -> str | None:
+    """The key a live tag names in ``environment`` (``None``: no tag, or another
+    environment's). Without environments a tag is the key itself."""
+    if tag is None or not environment:
+        return tag
+    key, sep, where = tag.rpartition(ENVIRONMENT_SEPARATOR)
+    return key if sep and where == environment else None
+
+
 def wire_metadata(metadata: dict[str, str], key: str) -> dict[str, str]:
     """The metadata sent to the API: the user's pairs plus the ownership tag."""
     return {**metadata, TAG_KEY: key}

@@ -44,8 +44,12 @@ ASSISTANT_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 FUNCTION_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 TOOL_TYPES = ("code_interpreter", "retrieval", "function")
 
+ENVIRONMENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+VARIABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
 DEFAULT_MANIFEST_GLOB = "assistants/**/*.yaml"
 DEFAULT_LOCK = "assistsync.lock"
+DEFAULT_TESTS_GLOB = "tests/**/*.yaml"
 
 _SCHEMA_FIELD = Field(
     default=None,
@@ -93,6 +97,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+EnvironmentName = Annotated[
+    str,
+    StringConstraints(pattern=ENVIRONMENT_NAME_PATTERN),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": ENVIRONMENT_NAME_PATTERN,
+            "description": "Environment name: 1-32 of `a-z 0-9 _ -`, starting with a letter "
+            "or digit (it names the environment's lock file).",
+        }
+    ),
+]
+VariableName = Annotated[str, StringConstraints(pattern=VARIABLE_NAME_PATTERN)]
+
+
+class EnvironmentConfig(_Strict):
+    """One environment of ``assistsync.yaml``: the values its ``${VAR}`` take, and its lock."""
+
+    variables: dict[VariableName, str] = Field(
+        default_factory=dict,
+        description=(
+            "Values for `${VAR}` in the manifests, taken ahead of the process environment. "
+            "Never put the endpoint or the key here: they stay in the process environment."
+        ),
+    )
+    lock: str | None = Field(
+        default=None,
+        description=(
+            "This environment's lock file, relative to assistsync.yaml (default: the project's "
+            "lock with the environment's name before its suffix, e.g. `assistsync.prod.lock`)."
+        ),
+    )
+
+
 class ProjectConfig(_Strict):
     """``assistsync.yaml``: where a project's manifests and lock file are."""
 
@@ -109,6 +147,21 @@ class ProjectConfig(_Strict):
     lock: str = Field(
         default=DEFAULT_LOCK,
         description="Path of the lock file, relative to assistsync.yaml, inside the project.",
+    )
+    environments: dict[EnvironmentName, EnvironmentConfig] = Field(
+        default_factory=dict,
+        description=(
+            "Named environments (e.g. staging, prod) applied from the same manifests: each has "
+            "its own variables, lock and sandbox state; commands then need `--env NAME` (or "
+            "ASSISTSYNC_ENV)."
+        ),
+    )
+    tests: list[str] = Field(
+        default_factory=lambda: [DEFAULT_TESTS_GLOB],
+        description=(
+            "Globs of test files for `assistsync test`, relative to assistsync.yaml. The default "
+            "may match nothing; a glob you list must match at least one file."
+        ),
     )
 
 

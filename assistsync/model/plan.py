@@ -141,6 +141,8 @@ class Plan(BaseModel):
     """True when ``lock`` differs from the lock as read: apply writes it even with no change."""
     root: str = ""
     endpoint: str = ""
+    environment: str = ""
+    """The environment the plan was made for (``--env``); empty without environments."""
 
     @property
     def counts(self) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from assistsync.server.db import Clock, Database
 from assistsync.server.framework.faults import Faults, Stats
-from assistsync.server.framework.http import App, HttpServer, start_http
+from assistsync.server.framework.http import BODY_IDLE_TIMEOUT_S, App, HttpServer, start_http
 from assistsync.server.group import Context, Group, Stop
 from assistsync.server.index import API_PREFIX
 from assistsync.server.routes import GROUPS, route_table
@@ -93,6 +93,7 @@ def start_server(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     clock: Clock = time.time,
     groups: Sequence[Group] = GROUPS,
+    body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
 ) -> ServerHandle:
     """Start an Assistants API v1 server on a background thread and return its handle.
 
@@ -103,6 +104,8 @@ def start_server(
     ``METHOD PATH STATUS ms``, plus tracebacks of unexpected errors. ``max_upload_bytes`` caps
     a single uploaded file. ``clock`` gives the time (Unix seconds) for every timestamp.
     ``groups`` are the endpoint groups to serve (default: all of them).
+    ``body_idle_timeout_s`` bounds the wait for the next bytes of a request body (a client
+    sending less than its Content-Length is disconnected after it).
 
     Raises :class:`~assistsync.server.db.DatabaseUnavailable` when ``db`` cannot be used and
     :class:`OSError` when the address cannot be served.
@@ -111,6 +114,8 @@ def start_server(
         raise ValueError("api_key must be None (accept any key) or a non-empty string")
     if max_upload_bytes < 1:
         raise ValueError("max_upload_bytes must be positive")
+    if body_idle_timeout_s <= 0:
+        raise ValueError("body_idle_timeout_s must be positive")
     groups = tuple(groups)
     database = Database(db, [g.schema for g in groups if g.schema is not None], clock=clock)
     context = Context(db=database, max_upload_bytes=max_upload_bytes)
@@ -126,6 +131,7 @@ def start_server(
             api_key,
             log or _ignore,
             api_prefix=API_PREFIX,
+            body_idle_timeout_s=body_idle_timeout_s,
         )
         http = start_http(app, host, port)
     except BaseException:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from assistsync.server.backends import ChatBackend
     from assistsync.server.framework.routing import Route
     from assistsync.server.group import Context, Group
 
@@ -50,6 +51,20 @@ Fault injection (all off by default), for testing clients' retries and idempoten
 One log line per request goes to stderr: METHOD PATH STATUS ms. Stop with Ctrl-C.
 """
 
+_CHAT = """
+\b
+Runs answered by a real model (default: every model name is answered by 'echo'):
+  --chat-url URL           an OpenAI-compatible chat-completions API root (vLLM, Ollama,
+                           llama.cpp's server, LiteLLM, LocalAI); runs POST URL/chat/completions
+  --chat-key-env NAME      the environment variable holding the backend's key (the key is
+                           never a flag, and never logged)
+  --model NAME=BACKEND     map an assistant model name to the backend's (repeatable;
+                           *=BACKEND for every other name; unmapped names pass through)
+  --chat-concurrency N     backend calls in flight at once (more wait their turn)
+Each also reads ASSISTSYNC_CHAT_URL, ASSISTSYNC_CHAT_KEY_ENV, ASSISTSYNC_CHAT_MODELS
+(comma-separated NAME=BACKEND) and ASSISTSYNC_CHAT_CONCURRENCY, as the --sandbox server does.
+"""
+
 
 def endpoint_help(groups: Sequence[Group]) -> str:
     """The endpoint section of ``--help``, generated from the route table: per group, one line
@@ -84,7 +99,7 @@ class _ServerCommand(click.Command):
         if self.help is None:
             from assistsync.server.routes import GROUPS
 
-            self.help = _INTRO + endpoint_help(GROUPS) + _AFTER_ENDPOINTS + _FAULTS
+            self.help = _INTRO + endpoint_help(GROUPS) + _AFTER_ENDPOINTS + _FAULTS + _CHAT
         return super().get_help(ctx)
 
 
@@ -159,6 +174,35 @@ def _log(line: str) -> None:
     envvar="ASSISTSYNC_SERVER_API_KEY",
     help="Require exactly this bearer key (env: ASSISTSYNC_SERVER_API_KEY; default: any).",
 )
+@click.option(
+    "--chat-url",
+    default=None,
+    envvar="ASSISTSYNC_CHAT_URL",
+    metavar="URL",
+    help="Answer runs with this chat-completions API root (env: ASSISTSYNC_CHAT_URL).",
+)
+@click.option(
+    "--chat-key-env",
+    default=None,
+    envvar="ASSISTSYNC_CHAT_KEY_ENV",
+    metavar="NAME",
+    help="Environment variable holding the chat backend's key (env: ASSISTSYNC_CHAT_KEY_ENV).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME=BACKEND_NAME",
+    help="Map an assistant model name to the backend's (repeatable; *=NAME is the default).",
+)
+@click.option(
+    "--chat-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="ASSISTSYNC_CHAT_CONCURRENCY",
+    metavar="N",
+    help="Chat backend calls in flight at once (env: ASSISTSYNC_CHAT_CONCURRENCY; default 8).",
+)
 def server_command(
     host: str,
     port: int,
@@ -171,6 +215,10 @@ def server_command(
     max_concurrent_runs: int | None,
     run_expiry_s: int,
     api_key: str | None,
+    chat_url: str | None,
+    chat_key_env: str | None,
+    models: tuple[str, ...],
+    chat_concurrency: int | None,
 ) -> None:
     from assistsync.server.app import serve_forever  # lazy: keep `assistsync --help` fast
     from assistsync.server.db import DatabaseUnavailable
@@ -185,10 +233,53 @@ def server_command(
         lost_response_rate=lost_response_rate,
         seed=seed,
     )
+    backend = _chat_backend(chat_url, chat_key_env, models, chat_concurrency)
     try:
-        groups = configured(GROUPS, RunOptions(max_concurrent_runs, run_expiry_s))
+        options = RunOptions(
+            max_concurrent_runs,
+            run_expiry_s,
+            models=backend.source if backend is not None else None,
+        )
+        groups = configured(GROUPS, options)
         serve_forever(host, port, db, api_key or None, faults, _log, groups=groups)
     except DatabaseUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from exc
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def _chat_backend(
+    url: str | None, key_env: str | None, models: tuple[str, ...], concurrency: int | None
+) -> ChatBackend | None:
+    """The chat backend the options ask for (None: echo answers runs); a usage error for
+    settings that cannot work."""
+    import os
+
+    from assistsync.server.backends import ChatBackend, ChatSettings, ChatSettingsError
+    from assistsync.server.backends.settings import DEFAULT_CONCURRENCY, ENV_MODELS, parse_models
+
+    if not url:
+        if models or key_env:
+            raise click.UsageError("--model and --chat-key-env need --chat-url")
+        return None
+    if not models:
+        models = tuple(part for part in os.environ.get(ENV_MODELS, "").split(",") if part.strip())
+    try:
+        settings = ChatSettings(
+            url=url.strip(),
+            key_env=key_env or None,
+            models=parse_models(models),
+            concurrency=concurrency or DEFAULT_CONCURRENCY,
+        )
+        backend = ChatBackend(settings, log=_log)
+    except ChatSettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    mapped = ", ".join(f"{name} -> {to}" for name, to in settings.models) or "names as given"
+    _log(
+        f"assistsync server: runs answered by the chat backend at {settings.shown_url} "
+        f"({mapped}; {settings.concurrency} calls at once)"
+    )
+    return backend

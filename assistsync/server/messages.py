@@ -88,9 +88,11 @@ SCHEMA = Schema(
 
 
 class CreateMessageRequest(Body):
-    """``CreateMessageRequest``: v1 accepted only ``user`` messages from clients."""
+    """``CreateMessageRequest``: ``role`` ``user`` or ``assistant`` (the 2.0.0 spec's enum; SDK
+    1.20 types it so). A client's assistant message seeds a conversation: it has no
+    ``assistant_id`` or ``run_id``, and a run's model reads it as an assistant turn."""
 
-    role: Literal["user"]
+    role: Literal["user", "assistant"]
     content: str = Field(min_length=1, max_length=MAX_CONTENT)
     file_ids: list[str] = Field(default_factory=list, max_length=MAX_MESSAGE_FILES)
     metadata: dict[str, Any] | None = None
@@ -259,7 +261,8 @@ def thread_messages(db: sqlite3.Connection, thread_id: str) -> list[Json]:
 def add_user_message(
     db: sqlite3.Connection, now: int, thread_id: str, request: CreateMessageRequest, where: str = ""
 ) -> Json:
-    """Check a validated create-message request against the database and insert it.
+    """Check a validated create-message request (a client's ``user`` or ``assistant``
+    message) against the database and insert it.
 
     ``where`` prefixes ``param`` in errors (``messages[0].``, ``additional_messages[1].``).
     """
@@ -283,6 +286,13 @@ def _list(request: Request[Context]) -> Response:
     query, filters = page_query(request.query, "run_id")
     thread_id = request.params["thread_id"]
     run_id = filters.get("run_id")
+    if run_id == "":
+        # As an empty cursor or limit is refused, rather than filtering on no run at all.
+        raise bad_request(
+            "Invalid 'run_id': expected the id of a run of this thread, but got an empty "
+            "string. Leave 'run_id' out to list every message.",
+            "run_id",
+        )
     with request.context.db.read() as db:
         live_thread(db, thread_id)
         found = page(

@@ -129,7 +129,7 @@ def test_unknown_command_fails_clearly(harness: Harness) -> None:
     result = harness.run(command="destroy")
     assert result.code == 1
     [error] = result.annotations("error")
-    assert "plan or apply" in error.message
+    assert "plan, apply or test" in error.message
 
 
 def _git_workspace(harness: Harness, tmp_path: Path) -> Path:
@@ -247,7 +247,14 @@ def test_action_metadata_follows_the_conventions() -> None:
         assert spec["description"]
         assert "default" in spec
     assert action["inputs"]["github-token"]["default"] == "${{ github.token }}"
-    assert set(action["outputs"]) == {"exitcode", "has-changes", "plan-json", "summary"}
+    assert set(action["outputs"]) == {
+        "exitcode",
+        "has-changes",
+        "plan-json",
+        "summary",
+        "tests-passed",
+        "tests-failed",
+    }
     for step in action["runs"]["steps"]:
         assert step["shell"] == "bash"
         assert "${{" not in step["run"], "inputs reach scripts through env:, never interpolated"

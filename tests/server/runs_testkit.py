@@ -8,16 +8,19 @@ without mocking anything of ours.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import queue
 import sqlite3
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import OpenAI
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
@@ -355,3 +358,20 @@ class RunServer:
             timeout=WAIT_S,
             **kwargs,
         )
+
+
+@contextlib.contextmanager
+def sdk_client(runs: RunServer) -> Iterator[OpenAI]:
+    """The official SDK on ``runs``' server, as a v1 user would build it (strict response
+    validation, its own httpx client), with every response also checked against the spec."""
+    http = httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S)
+    try:
+        yield OpenAI(
+            base_url=runs.handle.base_url,
+            api_key="sk-test-key",
+            http_client=http,
+            _strict_response_validation=True,
+            max_retries=0,
+        )
+    finally:
+        http.close()

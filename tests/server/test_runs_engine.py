@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from runs_testkit import Rig, drain
 
-from assistsync.server.runs.echo import EchoModel
+from assistsync.server.runs.echo import EchoModel, tokens
 from assistsync.server.runs.engine import RESTARTED, RunConflict, ThreadBusy
 from assistsync.server.runs.events import Subscription
 from assistsync.server.runs.model import ModelEvent, ModelRequest, TextDelta, Usage
@@ -147,7 +147,8 @@ def test_requires_action_expires_by_the_clock(rig: Rig) -> None:
     rig.engine.tick()
     expired = rig.get(run)
     assert expired["status"] == "expired"
-    assert expired["expires_at"] == run["expires_at"]
+    # Terminal: expires_at is null, as for every other end (the step keeps the time).
+    assert expired["expires_at"] is None
     assert expired["required_action"] is None
     [step] = rig.steps(run)
     assert step["status"] == "expired"
@@ -174,8 +175,9 @@ def test_cancel_from_queued_in_progress_and_requires_action() -> None:
     rig = Rig(start=False)
     try:
         queued = rig.run("thread_q", "hello")
-        cancelling = rig.engine.cancel_run("thread_q", queued["id"])
-        assert cancelling["status"] == "cancelling"
+        # No worker is running, yet the queued run is cancelled at once.
+        cancelled = rig.engine.cancel_run("thread_q", queued["id"])
+        assert cancelled["status"] == "cancelled"
         rig.start()
         done = rig.settle(queued)
         assert done["status"] == "cancelled"
@@ -191,8 +193,8 @@ def test_cancel_from_queued_in_progress_and_requires_action() -> None:
         assert rig.steps(done) == []
 
         waiting = rig.settle(rig.run("thread_r", "call refund {}"))
-        rig.engine.cancel_run("thread_r", waiting["id"])
-        done = rig.settle(waiting)
+        assert rig.engine.cancel_run("thread_r", waiting["id"])["status"] == "cancelled"
+        done = rig.get(waiting)
         assert done["status"] == "cancelled"
         assert done["expires_at"] is None
         [step] = rig.steps(done)
@@ -360,5 +362,62 @@ def test_a_message_cut_by_expiry_keeps_what_was_written() -> None:
         [step] = rig.steps(run)
         assert step["status"] == "expired"
         assert rig.engine.errors == []
+    finally:
+        rig.stop()
+
+
+def test_cancelling_a_queued_run_does_not_wait_for_a_worker() -> None:
+    stalling = Stalling()
+    rig = Rig(
+        models=lambda name: stalling if name == "stalling" else EchoModel(), max_concurrent_runs=1
+    )
+    try:
+        busy = rig.run("thread_busy", "hi", model="stalling")
+        rig.settle(busy, until=("in_progress",))
+        # The only worker is taken: this run stays queued until it is cancelled.
+        sub = Subscription()
+        queued = rig.run("thread_wait", "hello", subscription=sub)
+        cancelled = rig.engine.cancel_run("thread_wait", queued["id"])
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["cancelled_at"] == cancelled["created_at"]
+        assert cancelled["expires_at"] is None
+        assert cancelled["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        assert rig.get(queued) == cancelled
+        assert [name for name, _ in drain(sub)] == [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.cancelling",
+            "thread.run.cancelled",
+        ]
+        # The thread is free at once (no ThreadBusy), though the worker is still busy.
+        again = rig.run("thread_wait", "again")
+        assert rig.get(again)["status"] == "queued"
+        assert rig.get(busy)["status"] == "in_progress"
+    finally:
+        rig.stop()
+
+
+def test_a_run_cancelled_mid_answer_counts_what_was_written() -> None:
+    stalling = Stalling()
+    rig = Rig(models=lambda name: stalling)
+    try:
+        sub = Subscription()
+        run = rig.run("thread_c", "hi", subscription=sub)
+        while (event := sub.get(timeout=30)) is not None and event[0] != "thread.message.delta":
+            pass
+        assert rig.engine.cancel_run("thread_c", run["id"])["status"] == "cancelling"
+        done = rig.settle(run)
+        assert done["status"] == "cancelled"
+        # Estimated as the echo model counts: one token per 4 characters, rounded up.
+        prompt = tokens(len("Be brief.") + len("hi"))
+        written = tokens(len("partial "))
+        assert done["usage"] == {
+            "prompt_tokens": prompt,
+            "completion_tokens": written,
+            "total_tokens": prompt + written,
+        }
+        message = rig.messages.all("thread_c")[-1]
+        assert message["content"][0]["text"]["value"] == "partial "
+        assert message["incomplete_details"] == {"reason": "run_cancelled"}
     finally:
         rig.stop()

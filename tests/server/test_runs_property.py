@@ -61,11 +61,12 @@ def _check_final(rig: Rig, runs: list[dict[str, Any]]) -> None:
         assert [s for s, at in stamps.items() if at is not None] == (
             [] if status == "expired" else [status]
         ), run
-        # An expired run ends at its expires_at; its steps end when the expiry was noticed.
-        end = stamps.get(status) or run["expires_at"]
+        # An expired run ends at the expires_at it was created with; its steps end when the
+        # expiry was noticed. Every terminal run has expires_at null.
+        end = stamps.get(status) or created["expires_at"]
         steps_end = float("inf") if status == "expired" else end
         assert run["created_at"] <= end
-        assert (run["expires_at"] is not None) == (status == "expired")
+        assert run["expires_at"] is None
         if run["started_at"] is not None:
             assert run["created_at"] <= run["started_at"] <= end
         assert run["usage"] is not None

@@ -28,6 +28,8 @@ ALLOWED: dict[str, set[str]] = {
     "planfile": {"model", "errors", "lockfile"},
     "pipeline": {"api", "applier", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
     "server": set(),
+    "adopt": {"api", "errors", "fetch", "lockfile", "manifest", "model", "planner"},
+    "testing": {"api", "manifest", "model", "errors", "lockfile", "pipeline"},
 }
 
 
@@ -167,3 +169,50 @@ def test_retrieval_is_a_library_of_the_server() -> None:
                 assert inside or not name.startswith(("assistsync", "(relative)")), (
                     f"{path.relative_to(PACKAGE.parent)} imports {name}"
                 )
+
+
+# -- model backends: the only outgoing HTTP of the server -------------------------------------
+
+BACKENDS = SERVER / "backends"
+
+
+def third_party_imports_of(path: Path) -> set[str]:
+    """Top-level names of the packages ``path`` imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted(BACKENDS.rglob("*.py")), ids=lambda p: str(p.relative_to(SERVER))
+)
+def test_backends_see_only_the_model_interface(path: Path) -> None:
+    # A backend translates the model interface to a wire format; it knows nothing of the
+    # engine, the database or HTTP handlers, and the engine knows nothing of the wire format.
+    for imported in server_imports_of(path):
+        assert imported.startswith("assistsync.server.backends") or imported == (
+            "assistsync.server.runs.model"
+        ), f"{path.relative_to(PACKAGE.parent)} imports {imported}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SERVER.rglob("*.py")), ids=lambda p: str(p.relative_to(SERVER))
+)
+def test_only_backends_call_out_with_httpx(path: Path) -> None:
+    # The server serves HTTP with its own framework; httpx (the client library) is allowed in
+    # the server only where it calls a model backend.
+    if BACKENDS in path.parents:
+        return
+    assert "httpx" not in third_party_imports_of(path), (
+        f"{path.relative_to(PACKAGE.parent)} imports httpx; only assistsync/server/backends/ may"
+    )
+
+
+def test_the_backend_checkers_see_imports() -> None:
+    assert "httpx" in third_party_imports_of(BACKENDS / "chat.py")
+    assert "assistsync.server.runs.model" in server_imports_of(BACKENDS / "chat.py")

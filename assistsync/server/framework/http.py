@@ -48,6 +48,10 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 the client and the connection stays usable; a larger one gets the response and a closed
 connection instead (reading half a gigabyte to say "no" is not worth it)."""
 MUTATING = frozenset({"POST", "DELETE"})
+BODY_IDLE_TIMEOUT_S = 30.0
+"""While a request's body is read, the longest wait for its next bytes: a client that sends
+less than its Content-Length loses its connection after this, instead of holding a handler
+thread for the connection's five-minute keep-alive timeout."""
 
 MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
@@ -82,10 +86,13 @@ class App(Generic[C]):
         api_key: str | None,
         log: Callable[[str], None],
         api_prefix: str = "",
+        body_idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
     ) -> None:
         """``api_prefix`` (e.g. ``/v1``): a 404 for a path outside it that exists inside it
-        says so, for clients configured with a base URL that lacks the prefix."""
+        says so, for clients configured with a base URL that lacks the prefix.
+        ``body_idle_timeout_s``: see :data:`BODY_IDLE_TIMEOUT_S`."""
         self.context = context
+        self.body_idle_timeout_s = body_idle_timeout_s
         self.api_prefix = api_prefix
         self.faults = faults
         self.injector = FaultInjector(faults)
@@ -299,6 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
         request_headers = self._headers()
         body: BodyReader | None = None
         lost = False
+        # Reading the body: a stalled client times out sooner (the except below closes).
+        self.connection.settimeout(app.body_idle_timeout_s)
         try:
             body = BodyReader(self.rfile, request_headers)
             response = self._serve(
@@ -328,10 +337,17 @@ class _Handler(BaseHTTPRequestHandler):
                     type=SERVER_ERROR,
                 )
             )
-        if body is None or not body.finish(DRAIN_LIMIT):
+        try:
+            in_sync = body is not None and body.finish(DRAIN_LIMIT)
+        except (TimeoutError, ConnectionError):
+            in_sync = False
+        if not in_sync:
             # The rest of this request cannot be skipped cheaply (or its framing is unknown),
             # so the next bytes on the connection are not a request: close after responding.
             self.close_connection = True
+        # Reads are over: the response (a stream may last long) and the keep-alive wait for
+        # the next request get the connection's own timeout back.
+        self.connection.settimeout(self.timeout)
         elapsed = (time.perf_counter() - started) * 1000
         if lost:
             response.close()

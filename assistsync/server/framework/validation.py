@@ -143,6 +143,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
             "We could not parse the JSON body of your request. The API expects a JSON object "
             f"(Content-Type: application/json), but what was sent was not valid JSON: {exc}."
         ) from None
+    except RecursionError:
+        # Arrays or objects nested thousands deep: the client's input, not our failure.
+        raise bad_request(
+            "We could not parse the JSON body of your request: its arrays or objects are "
+            "nested too deeply. Send a JSON object nested at most a few hundred levels."
+        ) from None
     if not isinstance(value, dict):
         raise bad_request(
             f"Invalid type for the request body: expected an object, but got {json_kind(value)}"

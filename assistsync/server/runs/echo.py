@@ -67,12 +67,17 @@ def pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or [text]
 
 
+def prompt_tokens(config: RunConfig, turns: Sequence[Turn]) -> int:
+    """The echo model's prompt count: instructions plus every turn's text, calls and outputs."""
+    return tokens(_prompt_chars(config, turns))
+
+
 class EchoModel:
     """The ``echo`` backend (see the module docstring for its rules)."""
 
     def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
         config, turns = request.config, request.conversation
-        prompt = tokens(_prompt_chars(config, turns))
+        prompt = prompt_tokens(config, turns)
         last_user = next((t for t in reversed(turns) if t.role == "user"), None)
         lines = last_user.text.splitlines() if last_user is not None else []
         answering_outputs = bool(turns) and bool(turns[-1].tool_calls)

@@ -7,12 +7,14 @@ Lifecycle (API.md, "Threads, messages, runs and run steps")::
 
     queued -> in_progress -> completed | failed | requires_action | cancelling
     requires_action --submit--> queued      requires_action --expires_at--> expired
-    queued | in_progress | requires_action --cancel--> cancelling -> cancelled
+    in_progress --cancel--> cancelling -> cancelled (by the run's worker)
+    queued | requires_action --cancel--> cancelling -> cancelled (both in the cancel request)
 
 A created run is ``queued`` with ``expires_at = created_at + run_expiry_s``; every status sets
-its timestamp; terminal runs have ``expires_at`` null, except ``expired`` ones, which keep the
-time they expired at (the run object has no ``expired_at``). ``usage`` is null until the run
-ends, then the sum of its steps'. Each turn of the model becomes a step: ``message_creation``
+its timestamp; terminal runs have ``expires_at`` null, ``expired`` ones included (the run object
+has no ``expired_at``; their open steps record it). ``usage`` is null until the run ends, then
+the sum of its steps' (a run cut short counts the text written so far, estimated when the
+model had not reported usage yet). Each turn of the model becomes a step: ``message_creation``
 (its assistant message streamed as it is written) or ``tool_calls`` (``in_progress`` until the
 outputs come, then ``completed`` with each ``output`` filled).
 
@@ -43,7 +45,7 @@ from typing import Any
 
 from assistsync.server.db import Database, Schema, dumps, new_id
 from assistsync.server.runs.clock import Clock, as_clock
-from assistsync.server.runs.echo import EchoModel
+from assistsync.server.runs.echo import EchoModel, prompt_tokens, tokens
 from assistsync.server.runs.events import ENDS_STREAM, Event, Subscription
 from assistsync.server.runs.model import (
     Failure,
@@ -447,7 +449,14 @@ class RunEngine:
             return run
 
     def cancel_run(self, thread_id: str, run_id: str) -> Json:
-        """Move an active run to ``cancelling``; a worker then makes it ``cancelled``."""
+        """Cancel an active run.
+
+        An ``in_progress`` run moves to ``cancelling``, and its worker makes it ``cancelled``
+        at the model's next event. A ``queued`` or ``requires_action`` run has no model
+        working on it: it is ``cancelled`` at once, in this transaction (streams still see
+        ``thread.run.cancelling`` then ``thread.run.cancelled``), so it never waits for a free
+        worker while holding its thread.
+        """
         self.tick()  # a run past its expires_at has expired, whether or not the timer saw it
         with self._commit() as (db, pending):
             run = self._run_row(db, thread_id, run_id)
@@ -457,11 +466,14 @@ class RunEngine:
             run["status"] = "cancelling"
             self._save(db, run)
             pending.add(run_id, "thread.run.cancelling", run)
+            if status != "in_progress":
+                now = self._now()
+                self._end_open_steps(db, pending, run, "cancelled", now)
+                self._finish(db, pending, run, "cancelled", now)
         if status == "in_progress":
             self._interrupt(run_id)
         else:
-            # A queued run is already in the work queue; a run waiting for tool outputs is not.
-            self._enqueue(run_id)
+            self._dequeue(run_id)
         return run
 
     def submit_tool_outputs(
@@ -573,6 +585,11 @@ class RunEngine:
             self._queue.append(run_id)
             self._queue_cond.notify()
 
+    def _dequeue(self, run_id: str) -> None:
+        """Drop the run's waiting queue entries (a worker taking one finds it ended anyway)."""
+        with self._queue_cond:
+            self._queue[:] = [queued for queued in self._queue if queued != run_id]
+
     def _interrupt(self, run_id: str) -> None:
         with self._queue_cond:
             if run_id in self._busy:
@@ -646,8 +663,18 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
-        request = ModelRequest(config, conversation, sleep=self._sleeper(run_id, started))
+        request = ModelRequest(
+            config,
+            conversation,
+            sleep=self._sleeper(run_id, started),
+            sleep_until=lambda deadline: self.clock.sleep_until(
+                deadline, lambda: self._should_stop(run_id)
+            ),
+            expires_at=run["expires_at"],
+            now=self.clock.now,
+        )
         writer = _TurnWriter(self, run)
+        writer.request = request
         try:
             try:
                 for event in self.models(config.model).respond(request):
@@ -816,9 +843,9 @@ class RunEngine:
     ) -> None:
         """Move the run to a terminal ``status`` with its timestamp and usage."""
         run["status"] = status
-        if status != "expired":
+        if status != "expired":  # the run object has no expired_at
             run[f"{status}_at"] = now
-            run["expires_at"] = None
+        run["expires_at"] = None
         run["required_action"] = None
         run["last_error"] = last_error
         if incomplete is not None:
@@ -934,6 +961,8 @@ class _TurnWriter:
         self.text: list[str] = []
         self.calls: list[ToolCallRequest] = []
         self.usage = (0, 0)
+        self.reported = False  # the model sent its Usage
+        self.request: ModelRequest | None = None  # what the model was asked (for estimates)
         self.failure: Failure | None = None
         self.incomplete: str | None = None
         self.step: Json | None = None
@@ -968,6 +997,7 @@ class _TurnWriter:
             self.calls.append(event)
         elif isinstance(event, Usage):
             self.usage = (event.prompt_tokens, event.completion_tokens)
+            self.reported = True
         elif isinstance(event, Incomplete):
             self.incomplete = event.reason
         elif isinstance(event, Failure):
@@ -1005,6 +1035,8 @@ class _TurnWriter:
             engine._add_usage(db, self.run_id, self.usage)
             status = run["status"]
             if status == "cancelling":
+                if not self.reported:
+                    engine._add_usage(db, self.run_id, self._estimated_usage())
                 self._end_message(db, pending, now, "run_cancelled")
                 engine._end_open_steps(
                     db, pending, run, "cancelled", now, ended_message=self.ended_message
@@ -1038,6 +1070,13 @@ class _TurnWriter:
                 self._require_action(db, pending, run, now)
                 return
             engine._finish(db, pending, run, "completed", now, incomplete=self.incomplete)
+
+    def _estimated_usage(self) -> tuple[int, int]:
+        """The usage of a turn stopped before its model reported any: the prompt and the text
+        written so far, counted as the echo model counts (one token per 4 characters)."""
+        request = self.request
+        prompt = prompt_tokens(request.config, request.conversation) if request else 0
+        return prompt, tokens(len("".join(self.text)))
 
     def _end_message(
         self, db: sqlite3.Connection, pending: _Pending, now: int, reason: str | None

@@ -22,6 +22,7 @@ does not support, an unreachable server) is a :class:`Failure` with a clear mess
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -102,6 +103,17 @@ class ModelRequest:
     """Wait ``seconds`` on the run's clock, counted (with any earlier waits of the turn) from
     the moment the turn started; False means stop now (the run was cancelled or expired, or
     the server is stopping). Backends that wait on the network do not need it."""
+    sleep_until: Callable[[float], bool] = lambda deadline: True
+    """Wait until the run's clock reads ``deadline`` (an absolute time, unlike :attr:`sleep`);
+    False means stop now, as for :attr:`sleep`. A backend backing off between retries uses it."""
+    expires_at: float | None = None
+    """The run's ``expires_at`` (on :attr:`now`'s clock): a backend that retries a failing
+    call gives up in time to fail the run before it would expire."""
+    now: Callable[[], float] = time.time
+    """The run's clock, in Unix seconds."""
+    context: tuple[str, ...] = ()
+    """Extra system context for this turn, after the instructions, in order (a retrieval step
+    puts its numbered passages here; backends that have a system prompt append them)."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Same approach as the other groups: pydantic models that mirror the spec (``extra="forbid"``,
 strict types, every limit: tools ≤ 20 on a run, ``max_*_tokens`` ≥ 256), then the rules the
 spec cannot express (unique function names, metadata limits, ``tool_choice`` naming a tool the
-run has, ``response_format`` json_object only with function tools), each a 400 with ``param``.
+run has, ``response_format`` json_object only with function tools, an assistant with more tools
+than a run may carry), each a 400 with ``param``.
 A null optional field means "not given", as clients of the time sent it.
 """
 
@@ -154,7 +155,8 @@ def _tool_choice(value: Any, tools: list[Json]) -> str | Json:
     name = function.get("name") if isinstance(function, dict) else None
     if not isinstance(name, str):
         raise bad_request(
-            "Missing required parameter: 'tool_choice.function.name'.", "tool_choice.function"
+            "Missing required parameter: 'tool_choice.function.name'.",
+            "tool_choice.function.name",
         )
     names = [tool["function"]["name"] for tool in tools if tool["type"] == "function"]
     if name not in names:
@@ -180,6 +182,15 @@ def run_fields(request: _RunSettings, assistant: Json, additional: str | None = 
     """
     given = request.model_fields_set
     tools = dump_tools(request.tools) if request.tools is not None else list(assistant["tools"])
+    if len(tools) > MAX_RUN_TOOLS:
+        # An assistant may hold up to 128 tools, a run at most 20 (RunObject.tools): rather
+        # than run with a silently cut list, ask the caller to choose.
+        raise bad_request(
+            f"Invalid 'tools': the assistant has {len(tools)} tools, but a run can carry at "
+            f"most {MAX_RUN_TOOLS}. Pass 'tools' with the run (at most {MAX_RUN_TOOLS}) to "
+            "choose the ones it may use.",
+            "tools",
+        )
     instructions = (
         request.instructions
         if request.instructions is not None
