@@ -400,7 +400,9 @@ def to_json(
     """Raw values (seconds, bytes) for tools and the smoke test."""
     return {
         "runs": runs or [],
-        "options": dataclasses.asdict(options),
+        "options": {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(options).items()
+        },
         "machine": machine(),
         "python": sys.version,
         "results": [dataclasses.asdict(r) for r in results],
