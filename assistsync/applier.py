@@ -143,7 +143,16 @@ class LockRecorder:
     changes, and ``close`` tries one last write of everything recorded. ``changes`` counts the
     updates that were remote changes, ``recorded`` how many of them are in a written lock.
     ``flush`` waits until everything recorded is written and raises a write's failure.
+
+    The writer rests between writes for ``REST`` times as long as the last write took (woken at
+    once by ``flush`` and ``close``): a write costs the whole lock, so a writer that never
+    rested would take an ever larger share of the interpreter from the API workers as the
+    project grows. Changes in that pause join the next write; what a kill can catch unwritten
+    is still only the last few changes, which the next plan finds by their tags.
     """
+
+    REST = 3.0
+    """Pause after a write, as a multiple of how long the write took."""
 
     def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
         self._lock = lock
@@ -156,6 +165,8 @@ class LockRecorder:
         self._serial = lock.serial
         self._changes = 0
         self._recorded = 0
+        self._hurry = False
+        self._rest = 0.0
         self._thread = threading.Thread(target=self._run, name="assistsync-lock", daemon=True)
         self._thread.start()
 
@@ -214,24 +225,31 @@ class LockRecorder:
     def _run(self) -> None:
         while True:
             with self._cond:
+                if self._rest > 0 and not (self._closed or self._hurry):
+                    self._cond.wait_for(lambda: self._closed or self._hurry, self._rest)
                 while not (self._dirty and self._error is None) and not self._closed:
                     self._cond.wait()
                 if self._closed and not (self._dirty and self._error is None):
                     return
                 snapshot, changes = self._next()
                 self._writing = True
+            began = time.monotonic()
             try:
                 self._write(snapshot, changes)
             finally:
                 with self._cond:
+                    self._rest = (time.monotonic() - began) * self.REST
                     self._writing = False
                     self._cond.notify_all()
 
     def flush(self) -> None:
         """Wait until every recorded change is written; raise a write's failure."""
         with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
             while (self._dirty or self._writing) and self._error is None:
                 self._cond.wait()
+            self._hurry = False
             if self._error is not None:
                 raise self._error
 
@@ -239,6 +257,8 @@ class LockRecorder:
         """Write what is left and stop the writer thread. After a failed write, one last
         write is tried (space may have been freed since): what it holds counts as recorded."""
         with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
             while (self._dirty or self._writing) and self._error is None:
                 self._cond.wait()
             self._closed = True

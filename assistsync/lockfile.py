@@ -8,6 +8,7 @@ with ``os.replace``; the previous version is kept as ``.assistsync/<lock>.backup
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import socket
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -63,34 +65,59 @@ def _compact(value: object) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
 
 
-_ENTRY_TEXT: dict[int, tuple[BaseModel, str]] = {}
-"""id(entry) -> (entry, its JSON). Locks are copied with unchanged entries shared, so an apply
-that rewrites the lock after every change serialises each entry once. Holding the entry keeps
-its id from being reused while it is cached."""
+class _SectionText:
+    """The lines of one section of the lock, kept sorted, updated from one lock to the next.
+
+    Locks are copied with unchanged entries shared (``Lock.with_assistant`` and the like), so
+    consecutive writes of an apply differ in a few entries: those are found by identity, their
+    lines made once and put in place by bisection; a write is then one pass of identity checks
+    and a join, instead of serialising and sorting every entry again (which made an apply's
+    lock writes grow with the square of the project). Holding the entries makes the identity
+    check safe: a line is reused only for the very object it was made from.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, BaseModel] = {}
+        self.keys: list[str] = []
+        self.lines: list[str] = []
+        self.source: Mapping[str, BaseModel] | None = None
+        self.body = ""
+
+    def text(self, entries: Mapping[str, BaseModel]) -> str:
+        """The section's entry lines for ``entries``, joined (without the braces)."""
+        if entries is self.source:
+            return self.body
+        known = self.entries
+        changed = [key for key, entry in entries.items() if known.get(key) is not entry]
+        if len(known) + sum(key not in known for key in changed) != len(entries):
+            for key in known.keys() - entries.keys():
+                i = bisect.bisect_left(self.keys, key)
+                del self.keys[i], self.lines[i], known[key]
+        for key in changed:
+            entry = entries[key]
+            line = f"    {_compact(key)}: {_compact(entry.model_dump(mode='json'))}"
+            i = bisect.bisect_left(self.keys, key)
+            if key in known:
+                self.lines[i] = line
+            else:
+                self.keys.insert(i, key)
+                self.lines.insert(i, line)
+            known[key] = entry
+        self.source = entries
+        self.body = ",\n".join(self.lines)
+        return self.body
 
 
-def _entry_text(entry: BaseModel) -> str:
-    hit = _ENTRY_TEXT.get(id(entry))
-    if hit is not None and hit[0] is entry:
-        return hit[1]
-    if len(_ENTRY_TEXT) > 100_000:
-        _ENTRY_TEXT.clear()
-    text = _compact(entry.model_dump(mode="json"))
-    _ENTRY_TEXT[id(entry)] = (entry, text)
-    return text
+_SECTIONS: dict[str, _SectionText] = {}
+_SECTIONS_LOCK = threading.Lock()
 
 
 def _section(name: str, entries: Mapping[str, BaseModel]) -> list[str]:
     if not entries:
         return [f"  {_compact(name)}: {{}}"]
-    items = sorted(entries.items())
-    lines = [f"  {_compact(name)}: {{"]
-    lines += [
-        f"    {_compact(key)}: {_entry_text(entry)}{',' if i < len(items) - 1 else ''}"
-        for i, (key, entry) in enumerate(items)
-    ]
-    lines.append("  }")
-    return lines
+    with _SECTIONS_LOCK:
+        body = _SECTIONS.setdefault(name, _SectionText()).text(entries)
+    return [f"  {_compact(name)}: {{", body, "  }"]
 
 
 def lock_text(lock: Lock) -> str:
@@ -109,15 +136,16 @@ def lock_text(lock: Lock) -> str:
         "version": [f"  {_compact('version')}: {lock.version}"],
     }
     assert set(sections) == set(Lock.model_fields), "lock_text must write every Lock field"
-    lines = ["{"]
+    parts = ["{"]
     names = sorted(sections)
     for i, name in enumerate(names):
         part = sections[name]
         if i < len(names) - 1:
             part = [*part[:-1], part[-1] + ","]
-        lines += part
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        parts += part
+    parts.append("}\n")
+    # one join: the sections' bodies are the bulk of the text, copied once
+    return "\n".join(parts)
 
 
 _CONFLICT = re.compile(r"^(<{7}|={7}|>{7})(\s|$)", re.MULTILINE)

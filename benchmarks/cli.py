@@ -61,7 +61,37 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         help="sizes 100, a 20 MB large file, 3 start-up runs, 1 run per read-only case "
         "(each unless given explicitly)",
     )
-    parser.add_argument("--no-baseline", action="store_true", help="skip the SDK baseline")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the SDK baselines")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="pool size of the threaded SDK baseline (8)"
+    )
+    parser.add_argument(
+        "--growth",
+        nargs="?",
+        const=(100, 1000, 5000, 10000),
+        type=_sizes,
+        default=(),
+        help="also the growth rows (assistsync alone, apply and plan) at these sizes "
+        "(default when given without a value: 100,1000,5000,10000; takes ~10 minutes)",
+    )
+    parser.add_argument(
+        "--server-before",
+        type=Path,
+        default=None,
+        help="a checkout of an earlier assistsync whose server is measured first, for a "
+        "before/after of the server rows in one run",
+    )
+    parser.add_argument(
+        "--growth-only",
+        action="store_true",
+        help="run only the growth rows (with --growth; the other cases are skipped)",
+    )
+    parser.add_argument(
+        "--server-requests",
+        type=int,
+        default=None,
+        help="requests per server-throughput case (2000; 0 skips them)",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--json", type=Path, help="write the raw results (seconds, bytes) here")
     parser.add_argument(
@@ -80,6 +110,13 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         repeats=args.repeats or (1 if quick else 3),
         seed=args.seed,
         baseline=not args.no_baseline,
+        growth=args.growth,
+        server_load=(
+            args.server_requests if args.server_requests is not None else (500 if quick else 2000)
+        ),
+        threads=args.threads,
+        only_growth=args.growth_only,
+        server_before=args.server_before,
     )
     if options.rate_limit_rpm < 1:
         parser.error("--rate-limit-rpm must be at least 1")

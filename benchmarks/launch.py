@@ -1,4 +1,5 @@
-"""A tiny launcher: spawn a command, wait for it, write its wall time and *own* peak RSS as JSON.
+"""A tiny launcher: spawn a command, wait for it, write its wall time, CPU time
+(user + system) and *own* peak RSS as JSON.
 
 Usage (by path, so it imports nothing but the standard library)::
 
@@ -27,7 +28,15 @@ def main() -> int:
     maxrss = usage.ru_maxrss if sys.platform == "darwin" else usage.ru_maxrss * 1024
     code = os.waitstatus_to_exitcode(status)
     with open(result_path, "w", encoding="utf-8") as f:
-        json.dump({"wall_s": wall, "maxrss_bytes": maxrss, "returncode": code}, f)
+        json.dump(
+            {
+                "wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "maxrss_bytes": maxrss,
+                "returncode": code,
+            },
+            f,
+        )
     return 0
 
 

@@ -34,6 +34,8 @@ class Run:
     wall_s: float
     returncode: int
     maxrss_bytes: int
+    cpu_s: float
+    """User + system CPU of the command (its own, from ``wait4``)."""
     stdout: str
     """The last 256 KiB of standard output."""
     stderr: str
@@ -86,6 +88,7 @@ def run_measured(
         wall_s=float(measured["wall_s"]),
         returncode=int(measured["returncode"]),
         maxrss_bytes=int(measured["maxrss_bytes"]),
+        cpu_s=float(measured["cpu_s"]),
         stdout=_tail(out_path),
         stderr=_tail(err_path),
     )

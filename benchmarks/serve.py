@@ -11,7 +11,7 @@ answer per line:
 * ``{"cmd": "stats"}`` -> requests (the server's ``stats.requests``), ``by_route``, ``statuses``
   (counted from the per-request log line), ``span_s`` (first request start to last response
   end), ``handler_s`` (the sum of every request's time in the server, injected latency
-  included), ``maxrss_kb`` of this process;
+  included), ``maxrss_kb`` and ``cpu_s`` (user + system since it started) of this process;
 * ``{"cmd": "reset"}`` -> forget counts and the span;
 * ``{"cmd": "faults", "latency_ms": F, "rate_limit_rpm": N}`` -> change the live faults;
 * ``{"cmd": "quit"}`` or end of input -> stop.
@@ -90,13 +90,15 @@ def main(argv: list[str] | None = None) -> int:
             answer: dict[str, Any] = {"ok": True}
             if name == "stats":
                 stats = handle.stats
+                usage = resource.getrusage(resource.RUSAGE_SELF)
                 answer = {
                     "requests": stats.requests,
                     "by_route": dict(stats.by_route),
                     "statuses": dict(recorder.statuses),
                     "span_s": recorder.span(),
                     "handler_s": recorder.elapsed_total,
-                    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                    "maxrss_kb": usage.ru_maxrss,
+                    "cpu_s": usage.ru_utime + usage.ru_stime,
                 }
             elif name == "reset":
                 handle.stats.reset()

@@ -27,6 +27,8 @@ class ServerStats:
     span_s: float = 0.0
     handler_s: float = 0.0
     maxrss_kb: int = 0
+    cpu_s: float = 0.0
+    """The server process's CPU (user + system) since it started."""
 
     @property
     def rate_limited(self) -> int:
@@ -40,7 +42,12 @@ class ServerProcess:
     Use as a context manager; ``base_url`` is ready when ``__enter__`` returns.
     """
 
-    def __init__(self, root: Path, *, latency_ms: float, rate_limit_rpm: int = 0) -> None:
+    def __init__(
+        self, root: Path, *, latency_ms: float, rate_limit_rpm: int = 0, tree: Path | None = None
+    ) -> None:
+        """``tree``: run the server of another checkout of assistsync (its own ``benchmarks``
+        and ``assistsync`` packages), for a before/after comparison in one run."""
+        self.tree = tree or Path(__file__).resolve().parent.parent
         self.latency_ms = latency_ms
         self.rate_limit_rpm = rate_limit_rpm
         self._stderr_path = root / "server.stderr"
@@ -65,7 +72,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             text=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=self.tree,
         )
         self.base_url = str(self._read()["base_url"])
         return self
@@ -121,6 +128,7 @@ class ServerProcess:
             span_s=float(a["span_s"]),
             handler_s=float(a["handler_s"]),
             maxrss_kb=int(a["maxrss_kb"]),
+            cpu_s=float(a.get("cpu_s", 0.0)),
         )
 
     def set_faults(self, *, latency_ms: float, rate_limit_rpm: int) -> None:

@@ -42,6 +42,16 @@ class Options:
     """Runs of each read-only case (plans, validate); the median is reported."""
     seed: int = 1
     baseline: bool = True
+    growth: tuple[int, ...] = ()
+    """Sizes of the growth rows (assistsync only: apply from empty and plan, CPU per assistant)."""
+    server_load: int = 2000
+    """Requests per server-throughput case (0: no server rows)."""
+    server_before: Path | None = None
+    """Another checkout whose server is measured beside this one's (the "before")."""
+    only_growth: bool = False
+    """Run the growth rows alone (a separate, long run)."""
+    threads: int = 8
+    """Pool size of the second SDK baseline (the same calls on a ``ThreadPoolExecutor``)."""
 
 
 @dataclass
@@ -53,6 +63,8 @@ class Side:
     requests: int | None = None
     rate_limited: int = 0
     maxrss_bytes: int | None = None
+    cpu_s: float | None = None
+    """The client's own CPU time (user + system)."""
     failures: int = 0
     ok: bool = True
     note: str = ""
@@ -74,8 +86,11 @@ class CaseResult:
     baseline: Side
     kind: str = ""
     """``plan``, ``apply-empty``, ``apply-edit``, ``apply-rate``, ``local-validate``,
-    ``local-plan``, ``large``, ``help``, ``version``: the targets find their rows by it."""
+    ``local-plan``, ``large``, ``help``, ``version``, ``plan-fresh``, ``growth-apply``,
+    ``growth-plan``, ``server``: the targets find their rows by it."""
     extra: dict[str, float] = field(default_factory=dict)
+    threaded: Side = field(default_factory=lambda: Side(note="n/a"))
+    """The SDK script with a thread pool (``Options.threads``); apply rows only."""
 
 
 def baseline_status() -> str | None:
@@ -124,8 +139,12 @@ class Suite:
             raise RuntimeError(f"assistsync crashed in {label}:\n{run.stderr[-3000:]}")
         return run
 
-    def _baseline(self, server: ServerProcess, root: Path, label: str, mode: str) -> Run:
+    def _baseline(
+        self, server: ServerProcess, root: Path, label: str, mode: str, threads: int = 1
+    ) -> Run:
         argv = [sys.executable, "-m", "benchmarks.baseline", str(root), mode]
+        if threads > 1:
+            argv += ["--threads", str(threads)]
         run = run_measured(
             argv, env=_env(server.base_url), cwd=REPO, out_dir=self.work / "logs", label=label
         )
@@ -155,6 +174,7 @@ class Suite:
                     requests=stats.requests,
                     rate_limited=stats.rate_limited,
                     maxrss_bytes=run.maxrss_bytes,
+                    cpu_s=run.cpu_s,
                     failures=failures,
                     ok=ok,
                     note=note,
@@ -231,8 +251,16 @@ class Suite:
     # -- the cases ------------------------------------------------------------------------------
 
     def run(self) -> list[CaseResult]:
+        if self.o.only_growth:
+            for n in self.o.growth:
+                self.growth(n)
+            return self.results
         for n in self.o.sizes:
             self.size(n)
+        for n in self.o.growth:
+            self.growth(n)
+        if self.o.server_load:
+            self.server_rows()
         self.large()
         self.startup()
         self.runs = measure_runs(self.work, self.log, self.o.sizes, baseline_status())
@@ -274,7 +302,12 @@ class Suite:
             "apply-empty": CaseResult(
                 "apply from empty", n, used + n, empty, Side(), Side(), "apply-empty"
             ),
-            "plan": CaseResult("plan, no changes", n, 0, plan, Side(), Side(), "plan"),
+            "plan": CaseResult(
+                "plan, no changes, same checkout again", n, 0, plan, Side(), Side(), "plan"
+            ),
+            "plan-fresh": CaseResult(
+                "plan, no changes, fresh checkout", n, 0, plan, Side(), Side(), "plan-fresh"
+            ),
             "apply-edit": CaseResult(
                 f"apply: {len(ed.edited)} edited, {len(ed.changed_files)} files changed",
                 n,
@@ -306,12 +339,16 @@ class Suite:
                 "local-plan",
             ),
         }
-        for side in ("ours", "baseline"):
-            if side == "baseline" and self.baseline_missing:
+        for side in ("ours", "baseline", "threaded"):
+            if side != "ours" and self.baseline_missing:
                 for row in rows.values():
-                    row.baseline = self._unavailable()
+                    if side == "baseline":
+                        row.baseline = self._unavailable()
+                    else:
+                        row.threaded = self._unavailable()
                 continue
             self._size_side(side, n, wl, template, base, used, rows)
+        rows["plan-fresh"].baseline = Side(note="as above (no cache)")
         self.results.extend(rows.values())
 
     def _size_side(
@@ -326,6 +363,7 @@ class Suite:
     ) -> None:
         o = self.o
         ours = side == "ours"
+        threads = o.threads if side == "threaded" else 1
         root = self._copy(template, base / side)
         tag = f"n{n}-{side}"
 
@@ -346,7 +384,7 @@ class Suite:
                 )
             return self._measure(
                 server,
-                lambda: self._baseline(server, where, label, "apply"),
+                lambda: self._baseline(server, where, label, "apply", threads),
                 self._base_apply_check(expect, server),
             )
 
@@ -368,14 +406,40 @@ class Suite:
         def put(kind: str, value: Side) -> None:
             if ours:
                 rows[kind].ours = value
+            elif threads > 1:
+                rows[kind].threaded = value
             else:
                 rows[kind].baseline = value
+
+        if threads > 1:
+            with ServerProcess(self.work / "logs" / tag, latency_ms=o.latency_ms) as server:
+                self.log(f"N={n} SDK x{threads}: apply from empty")
+                put("apply-empty", apply(server, root, f"{tag}-apply-empty", (n, used)))
+                self.log(f"N={n} SDK x{threads}: apply an edit")
+                edit(wl, root)
+                put("apply-edit", apply(server, root, f"{tag}-apply-edit", (n, used)))
+            return
 
         with ServerProcess(self.work / "logs" / tag, latency_ms=o.latency_ms) as server:
             self.log(f"N={n} {side}: apply from empty")
             put("apply-empty", apply(server, root, f"{tag}-apply-empty", (n, used)))
             self.log(f"N={n} {side}: plan with no changes")
             put("plan", plan(server, f"{tag}-plan"))
+            if ours:
+                self.log(f"N={n} {side}: plan with no changes, fresh checkout")
+                fresh = base / f"{side}-fresh"
+
+                def fresh_plan() -> Run:
+                    # what a clone holds: the manifests and the lock, no .assistsync/
+                    self._copy(root, fresh)
+                    shutil.rmtree(fresh / ".assistsync", ignore_errors=True)
+                    return self._ours(server, fresh, f"{tag}-plan-fresh", "plan")
+
+                put(
+                    "plan-fresh",
+                    self._measure(server, fresh_plan, self._ours_plan_check, repeats=o.repeats),
+                )
+                shutil.rmtree(fresh, ignore_errors=True)
             self.log(f"N={n} {side}: local cost (0 ms latency)")
             server.set_faults(latency_ms=0, rate_limit_rpm=0)
             if ours:
@@ -463,6 +527,7 @@ class Suite:
             return Side(
                 wall_s=statistics.median(r.wall_s for r in samples),
                 maxrss_bytes=max(r.maxrss_bytes for r in samples),
+                cpu_s=statistics.median(r.cpu_s for r in samples),
                 ok=not bad,
                 note=f"exit {bad[0].returncode}" if bad else "",
             )
@@ -478,4 +543,129 @@ class Suite:
             ours = median([*command, flag], f"assistsync{flag}")
             floor = Floor(requests=0, seconds=bare.wall_s or 0.0)
             row = CaseResult(f"assistsync {flag}", 0, None, floor, ours, baseline, kind)
+            row.extra["floor_cpu_s"] = bare.cpu_s or 0.0
             self.results.append(row)
+
+    def growth(self, n: int) -> None:
+        """assistsync alone at size ``n``: apply from empty and plan, CPU per assistant."""
+        o = self.o
+        wl = generate(n, seed=o.seed)
+        root = self.work / f"growth{n}"
+        self.log(f"growth N={n}: writing the project")
+        if root.exists():
+            shutil.rmtree(root)
+        write_workload(wl, root)
+        used = len(wl.used_files)
+        p = o.concurrency
+        empty = apply_floor(0, [used, n], latency_s=self.lat, parallelism=p)
+        apply_row = CaseResult(
+            "growth: apply from empty", n, used + n, empty, Side(), Side(), "growth-apply"
+        )
+        plan_row = CaseResult(
+            "growth: plan, no changes", n, 0, plan_floor(n, self.lat), Side(), Side(), "growth-plan"
+        )
+        with ServerProcess(self.work / "logs" / f"growth{n}", latency_ms=o.latency_ms) as server:
+            self.log(f"growth N={n}: apply from empty")
+            apply_row.ours = self._measure(
+                server,
+                lambda: self._ours(
+                    server,
+                    root,
+                    f"growth{n}-apply",
+                    "apply",
+                    "--auto-approve",
+                    "--concurrency",
+                    str(p),
+                ),
+                self._ours_apply_check((n, used), server),
+            )
+            self.log(f"growth N={n}: plan")
+            plan_row.ours = self._measure(
+                server,
+                lambda: self._ours(server, root, f"growth{n}-plan", "plan"),
+                self._ours_plan_check,
+            )
+        for row in (apply_row, plan_row):
+            row.baseline = Side(note="not run (growth rows)")
+            row.threaded = Side(note="not run (growth rows)")
+        shutil.rmtree(root, ignore_errors=True)
+        self.results += [apply_row, plan_row]
+
+    def server_rows(self) -> None:
+        """The server's throughput: GET and POST /assistants at concurrency 8 and 128, driven by
+        the load generator (``benchmarks/load.py``) in a process of its own, each side's CPU
+        shown apart; with ``server_before``, the same against that checkout's server first."""
+        total = self.o.server_load
+        trees: list[tuple[str, Path | None]] = [("", None)]
+        if self.o.server_before is not None:
+            trees.insert(0, ("before", self.o.server_before))
+        for name, tree in trees:
+            logs = self.work / "logs" / f"server-load{name}"
+            with ServerProcess(logs, latency_ms=0, tree=tree) as server:
+                # something to list: a page of 20 (the API's default) of real assistants
+                self._load(server, "POST", 8, 40, f"server-seed{name}")
+                for method in ("GET", "POST"):
+                    for concurrency in (8, 128):
+                        self.log(f"server{name and ' ' + name}: {method} at {concurrency}")
+                        row = self._load(server, method, concurrency, total, name=name)
+                        self.results.append(row)
+
+    def _load(
+        self,
+        server: ServerProcess,
+        method: str,
+        concurrency: int,
+        total: int,
+        label: str = "",
+        name: str = "",
+    ) -> CaseResult:
+        server.reset()
+        before = server.stats().cpu_s
+        run = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.load",
+                server.base_url,
+                method,
+                "/assistants",
+                str(concurrency),
+                str(total),
+            ],
+            cwd=REPO,
+            out_dir=self.work / "logs",
+            label=label or f"server{name}-{method}-{concurrency}",
+        )
+        stats = server.stats()
+        lines = run.stdout.strip().splitlines()
+        out = json.loads(lines[-1]) if lines else {"errors": total, "wall_s": 0.0}
+        errors = int(out["errors"])
+        side = Side(
+            wall_s=float(out["wall_s"]),
+            requests=stats.requests,
+            cpu_s=run.cpu_s,
+            maxrss_bytes=run.maxrss_bytes,
+            failures=errors,
+            ok=run.returncode == 0 and errors == 0,
+            note=f"{errors} errors ({out.get('first_error', '')})" if errors else "",
+        )
+        row = CaseResult(
+            f"server{f' ({name})' if name else ''}: {method} /assistants, "
+            f"concurrency {concurrency}",
+            0,
+            None,
+            None,
+            side,
+            Side(note="–"),
+            "server",
+        )
+        row.extra = {
+            "before": float(bool(name)),
+            "method_post": float(method == "POST"),
+            "concurrency": float(concurrency),
+            "rps": total / side.wall_s if side.wall_s else 0.0,
+            "server_cpu_s": stats.cpu_s - before,
+            "server_cpu_ms_per_request": (stats.cpu_s - before) / total * 1000,
+            "generator_cpu_ms_per_request": run.cpu_s / total * 1000,
+        }
+        return row

@@ -24,6 +24,10 @@ KINDS = {
     "large",
     "help",
     "version",
+    "plan-fresh",
+    "growth-apply",
+    "growth-plan",
+    "server",
 }
 
 
@@ -44,6 +48,12 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
             "1",
             "--startup-runs",
             "1",
+            "--repeats",
+            "1",
+            "--growth",
+            "5",
+            "--server-requests",
+            "20",
             "--workdir",
             str(tmp_path / "work"),
             "--json",
@@ -69,20 +79,27 @@ def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
         assert ours["maxrss_bytes"] > 0
         if r["kind"] in ("help", "version", "local-validate"):
             continue
+        if r["kind"] == "server":
+            assert ours["failures"] == 0, r
+            assert r["extra"]["rps"] > 0
+            continue
         assert ours["requests"] > 0, r["case"]
         assert r["floor"]["requests"] > 0
         assert ours["requests"] >= r["floor"]["requests"], r["case"]
-        baseline = r["baseline"]
-        # Either the SDK ran and succeeded, or its columns say why not.
-        assert baseline["ok"] if baseline["wall_s"] is not None else baseline["note"]
+        # Either each SDK script ran and succeeded, or its columns say why not.
+        for sdk in (r["baseline"], r["threaded"]):
+            assert sdk["ok"] if sdk["wall_s"] is not None else sdk["note"]
+        assert ours["cpu_s"] > 0
 
     for r in results:
-        if r["kind"] in ("plan", "local-plan"):
+        if r["kind"] in ("plan", "local-plan", "plan-fresh", "growth-plan"):
             assert r["ours"]["requests"] == r["floor"]["requests"] == 2, r
 
     # The markdown on stdout has a row per case and the targets section.
     text = proc.stdout
     for r in results:
         assert f"| {r['case']} |" in text
+    for t in data["targets"]:
+        assert f"| {t['target']} |" in text
     assert "### Targets" in text
     assert "### Machine" in text
