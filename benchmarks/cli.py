@@ -92,6 +92,12 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         default=None,
         help="requests per server-throughput case (2000; 0 skips them)",
     )
+    parser.add_argument(
+        "--only-core",
+        action="store_true",
+        help="skip the companion cases (chat backends, retrieval, assistsync test, import), "
+        "each of which also runs alone as python -m benchmarks.NAME",
+    )
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     parser.add_argument("--json", type=Path, help="write the raw results (seconds, bytes) here")
     parser.add_argument(
@@ -123,6 +129,31 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     return options, args
 
 
+COMPANIONS: tuple[tuple[str, str, list[str]], ...] = (
+    ("chat", "Chat-completions backends", ["--runs", "20", "--concurrency", "8"]),
+    ("retrieval", "Retrieval index", ["--text-mb", "2", "--chunks", "1000", "--queries", "100"]),
+    ("testcmd", "assistsync test", ["--tests", "10"]),
+    ("importing", "assistsync import", ["--size", "100"]),
+)
+"""Cases with a runner of their own, run after the core cases so that one
+``python -m benchmarks`` reports everything side by side (``--quick`` runs them small)."""
+
+
+def _companion(name: str, argv: list[str]) -> str:
+    """Run ``benchmarks.NAME``'s main in this process and return the markdown it printed."""
+    import contextlib
+    import importlib
+    import io
+
+    module = importlib.import_module(f"benchmarks.{name}")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = module.main(argv)
+    if code:
+        return f"{out.getvalue()}\n(exited {code})\n"
+    return out.getvalue()
+
+
 def main(argv: list[str] | None = None) -> int:
     options, args = parse(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="assistsync-bench-"))
@@ -141,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     text = markdown(results, options, time.perf_counter() - started, suite.runs)
     print(text)
+    if not args.only_core:
+        for name, title, quick_args in COMPANIONS:
+            log(f"companion case: python -m benchmarks.{name}")
+            section = _companion(name, quick_args if args.quick else [])
+            section = f"## {title} (`python -m benchmarks.{name}`)\n\n{section}"
+            print(section)
+            text += "\n" + section
     if args.out:
         args.out.write_text(text, encoding="utf-8")
     if args.json:

@@ -92,6 +92,10 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            for pipe in (proc.stdin, proc.stdout):  # the pipes are ours to close
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             self._proc = None
         if self._stderr is not None:
             self._stderr.close()
