@@ -14,10 +14,12 @@ import json
 import queue
 import sqlite3
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from openai import OpenAI
 from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
@@ -129,11 +131,13 @@ class LocalMessages:
         text: str | None,
         now: int,
         incomplete_reason: str | None,
+        annotations: Sequence[Json] = (),
     ) -> Json:
         row = db.execute("SELECT body FROM messages WHERE id = ?", (message_id,)).fetchone()
         message: Json = json.loads(row["body"])
         if text is not None:
-            message["content"] = [{"type": "text", "text": {"value": text, "annotations": []}}]
+            part = {"value": text, "annotations": list(annotations)}
+            message["content"] = [{"type": "text", "text": part}]
         if incomplete_reason is None:
             message.update(status="completed", completed_at=now)
         else:
@@ -354,4 +358,15 @@ class RunServer:
             event_hooks={"response": [check_any]},
             timeout=WAIT_S,
             **kwargs,
+        )
+
+    def sdk(self, http: httpx.Client) -> OpenAI:
+        """The official SDK on this server, as the issue asks (strict response validation),
+        over ``http`` (pass one with :func:`check_any` as a response hook to check the spec)."""
+        return OpenAI(
+            base_url=self.handle.base_url,
+            api_key="sk-test-key",
+            http_client=http,
+            _strict_response_validation=True,
+            max_retries=0,
         )

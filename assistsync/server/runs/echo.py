@@ -14,11 +14,17 @@ tests and in the sandbox. Its whole behaviour, from the conversation and the run
   ``tool_choice`` ``none`` makes no calls; ``auto`` (the default) makes the calls asked for;
   a named function forces a call of that function (with the arguments of its ``call`` lines,
   or ``{}``); a named ``retrieval``/``code_interpreter`` choice acts like ``auto``.
+- **Retrieval.** When the run retrieves (its tools include ``retrieval`` and files were
+  found for the newest user message), it answers ``echo: <the best passage>【1†source】``
+  instead: the passage's text as the index holds it, then its marker, which the server turns
+  into a ``file_citation`` annotation quoting that passage. Function calls asked for still
+  come first; with no passage found, the usual answer.
 - **After tool outputs.** When the run's newest turn is its own calls with their outputs, it
   answers ``echo: NAME returned OUTPUT`` for each call, joined by ``; `` (JSON:
   ``{"tool_outputs": {"NAME": "OUTPUT", ...}}``).
-- **Usage.** One token per 4 characters, rounded up: prompt = instructions plus every turn's
-  text, calls and outputs; completion = the answer's text, or the calls' names and arguments.
+- **Usage.** One token per 4 characters, rounded up: prompt = instructions, retrieval context
+  and every turn's text, calls and outputs; completion = the answer's text, or the calls'
+  names and arguments.
 - **Limits.** A prompt over ``max_prompt_tokens`` ends the turn without an answer, and an
   answer over ``max_completion_tokens`` is cut at that many tokens; either way the run ends
   ``completed`` with ``incomplete_details.reason`` set.
@@ -49,6 +55,7 @@ from assistsync.server.runs.model import (
     Turn,
     Usage,
 )
+from assistsync.server.runs.retrieval_step import numbered_passages
 
 CALL_LINE = re.compile(r"\s*call\s+([A-Za-z0-9_-]{1,64})(?:\s+(.*?))?\s*")
 FAIL_LINE = re.compile(r"\s*echo:fail(?:\s+(\S+))?\s*")
@@ -72,7 +79,7 @@ class EchoModel:
 
     def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
         config, turns = request.config, request.conversation
-        prompt = tokens(_prompt_chars(config, turns))
+        prompt = tokens(_prompt_chars(config, turns) + sum(map(len, request.context)))
         last_user = next((t for t in reversed(turns) if t.role == "user"), None)
         lines = last_user.text.splitlines() if last_user is not None else []
         answering_outputs = bool(turns) and bool(turns[-1].tool_calls)
@@ -107,7 +114,7 @@ class EchoModel:
         answer = (
             _outputs_answer(config, turns[-1].tool_calls)
             if answering_outputs
-            else _text_answer(config, last_user)
+            else _text_answer(config, last_user, numbered_passages(request.context))
         )
         limit = config.max_completion_tokens
         cut = limit is not None and tokens(len(answer)) > limit
@@ -157,7 +164,12 @@ def _calls(config: RunConfig, lines: Sequence[str]) -> list[ToolCallRequest] | F
     return asked
 
 
-def _text_answer(config: RunConfig, last_user: Turn | None) -> str:
+def _text_answer(
+    config: RunConfig, last_user: Turn | None, passages: Sequence[tuple[int, str]] = ()
+) -> str:
+    if passages and not config.wants_json:
+        number, text = passages[0]
+        return f"echo: {text}【{number}†source】"
     said = last_user.text if last_user is not None else None
     if config.wants_json:
         return json.dumps({"echo": said})

@@ -355,6 +355,8 @@ def group(
             '  after the tool outputs -> "echo: NAME returned OUTPUT; ..."',
             "  a line echo:fail CODE  -> failed, last_error.code CODE",
             "  a line echo:sleep N    -> waits N seconds before answering",
+            '  with retrieval and a    -> "echo: <best passage>【1†source】", the marker a',
+            "  matching file passage     file_citation annotation quoting the passage",
             "  tool_choice, response_format json_object and max_*_tokens are honoured;",
             "  usage counts 1 token per 4 characters.",
         ),

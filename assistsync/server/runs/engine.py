@@ -60,6 +60,7 @@ from assistsync.server.runs.model import (
     truncate,
 )
 from assistsync.server.runs.ports import Messages
+from assistsync.server.runs.retrieval_step import retrieve
 
 Json = dict[str, Any]
 
@@ -646,6 +647,7 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
+        retrieved = retrieve(self, run, conversation)  # see .retrieval_step
         request = ModelRequest(
             config,
             conversation,
@@ -655,11 +657,12 @@ class RunEngine:
             ),
             expires_at=run["expires_at"],
             now=self.clock.now,
+            context=retrieved.context,
         )
         writer = _TurnWriter(self, run)
         try:
             try:
-                for event in self.models(config.model).respond(request):
+                for event in retrieved.cite(self.models(config.model).respond(request)):
                     if self._should_stop(run_id):
                         break
                     writer.take(event)
@@ -725,7 +728,8 @@ class RunEngine:
                     for call in details["tool_calls"]
                     if call["type"] == "function"
                 )
-                turns.append(Turn("assistant", tool_calls=calls))
+                if calls:  # a retrieval step is no turn of the conversation
+                    turns.append(Turn("assistant", tool_calls=calls))
         return tuple(turns)
 
     # -- state changes shared by the paths above ------------------------------------------------
@@ -941,6 +945,7 @@ class _TurnWriter:
         self.run_id: str = run["id"]
         self.thread_id: str = run["thread_id"]
         self.text: list[str] = []
+        self.annotations: list[Json] = []  # citations (see .retrieval_step)
         self.calls: list[ToolCallRequest] = []
         self.usage = (0, 0)
         self.failure: Failure | None = None
@@ -959,6 +964,9 @@ class _TurnWriter:
             if self.message is None:
                 return
             self.text.append(event.text)
+            first = len(self.annotations)
+            self.annotations.extend(event.annotations)
+            notes = [{"index": first + i, **note} for i, note in enumerate(event.annotations)]
             delta = {
                 "id": self.message["id"],
                 "object": "thread.message.delta",
@@ -967,7 +975,7 @@ class _TurnWriter:
                         {
                             "index": 0,
                             "type": "text",
-                            "text": {"value": event.text, "annotations": []},
+                            "text": {"value": event.text, "annotations": notes},
                         }
                     ]
                 },
@@ -1054,7 +1062,7 @@ class _TurnWriter:
         if self.message is None:
             return
         message = self.engine.messages.finish_assistant_message(
-            db, self.message["id"], "".join(self.text), now, reason
+            db, self.message["id"], "".join(self.text), now, reason, self.annotations
         )
         event = "thread.message.incomplete" if reason else "thread.message.completed"
         pending.add(self.run_id, event, message)
