@@ -11,17 +11,15 @@ leaves the results, and a run without retrieval records no retrieval step.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from openai import AssistantEventHandler, OpenAI
+from openai import OpenAI
 from openai.types.beta import Assistant
-from openai.types.beta.threads import FileCitationAnnotation, Message, Run, Text, TextDelta
+from openai.types.beta.threads import FileCitationAnnotation, Message, Run
 from openai.types.beta.threads.runs import RetrievalToolCall, RunStep, ToolCallsStepDetails
-from runs_testkit import FUNCTIONS, WAIT_S, RunServer, check_any
-from server_testkit import ServerFactory
+from rag_fixtures import runs, sdk, stream_question
+from runs_testkit import FUNCTIONS
 from test_retrieval_files import FILES
 
 Json = dict[str, Any]
@@ -32,6 +30,7 @@ QUESTIONS = [
     ("guide.md", "How long are database backups kept?", "kept for 35 days"),
     ("notes.txt", "What's the project's codename?", "Bluefinch"),
 ]
+__all__ = ["runs", "sdk"]  # fixtures
 NAMES = [name for name, _, _ in QUESTIONS]
 
 
@@ -40,17 +39,6 @@ def corpus() -> dict[str, bytes]:
     rng = random.Random(1234)
     made = {name: make(rng) for name, make in FILES.items()}
     return {name: made[name] for name in NAMES}
-
-
-@pytest.fixture
-def runs(make_server: ServerFactory) -> RunServer:
-    return RunServer(make_server)
-
-
-@pytest.fixture
-def sdk(runs: RunServer) -> Iterator[OpenAI]:
-    with httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S) as http:
-        yield runs.sdk(http)
 
 
 @pytest.fixture
@@ -182,36 +170,13 @@ def test_nothing_found_answers_without_a_citation(sdk: OpenAI, librarian: Assist
     assert [step.type for step in steps_of(sdk, run)] == ["tool_calls", "message_creation"]
 
 
-class Recorder(AssistantEventHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[str] = []
-        self.deltas: list[TextDelta] = []
-        self.steps: list[RunStep] = []
-
-    def on_event(self, event: Any) -> None:
-        self.events.append(event.event)
-
-    def on_text_delta(self, delta: TextDelta, snapshot: Text) -> None:
-        self.deltas.append(delta)
-
-    def on_run_step_done(self, run_step: RunStep) -> None:
-        self.steps.append(run_step)
-
-
 def test_streamed_deltas_carry_the_same_annotations(
     sdk: OpenAI, files: dict[str, str], librarian: Assistant
 ) -> None:
-    thread = sdk.beta.threads.create(
-        messages=[{"role": "user", "content": "Which days does the Lyon warehouse dispatch?"}]
+    recorder, final = stream_question(
+        sdk, librarian.id, "Which days does the Lyon warehouse dispatch?"
     )
-    recorder = Recorder()
-    with sdk.beta.threads.runs.stream(
-        thread_id=thread.id, assistant_id=librarian.id, event_handler=recorder
-    ) as stream:
-        stream.until_done()
-        final = stream.get_final_messages()
-    streamed = "".join(delta.value or "" for delta in recorder.deltas)
+    streamed = recorder.text
     notes = [note for delta in recorder.deltas for note in delta.annotations or []]
     (note,) = notes
     assert note.type == "file_citation"
