@@ -103,7 +103,7 @@ def test_the_cited_passage_holds_the_answer(
     assert note.file_citation.file_id == files[name]
     assert answer in note.file_citation.quote
     assert text[note.start_index : note.end_index] == note.text == "【1†source】"
-    assert text == f"echo: {note.file_citation.quote}{note.text}"
+    assert text == f"echo: {question}\n\n{note.file_citation.quote}{note.text}"
     # the quote is the passage exactly as the file's extracted text holds it
     assert note.file_citation.quote in text
     retrieval_step, answer_step = steps_of(sdk, run)
