@@ -5,8 +5,8 @@ annotations, in the deltas the SDK 1.20 (strict) streams and in the stored messa
 
 from __future__ import annotations
 
-from chat_fixtures import ChatServer, chat, sdk, standin
-from chat_testkit import StandIn, text
+from chat_fixtures import FUNCTIONS, ChatServer, chat, sdk, standin
+from chat_testkit import StandIn, calls, text
 from openai import OpenAI
 from openai.types.beta.threads import FileCitationAnnotation
 from rag_fixtures import stream_question
@@ -70,3 +70,43 @@ def test_the_backend_gets_numbered_passages_and_its_markers_become_citations(
     )
     assert streamed_note.file_citation is not None
     assert streamed_note.file_citation.quote == note.file_citation.quote
+
+
+def test_a_tool_round_trip_keeps_the_passages_and_records_retrieval_once(
+    chat: ChatServer, standin: StandIn, sdk: OpenAI
+) -> None:
+    guide = sdk.files.create(file=("guide.md", GUIDE.encode()), purpose="assistants").id
+    assistant = sdk.beta.assistants.create(
+        model="gpt-4-turbo",
+        tools=[{"type": "retrieval"}, *FUNCTIONS],  # type: ignore[list-item]
+        file_ids=[guide],
+    )
+    standin.script(calls(("lookup_order", '{"order": 7}')), text("Kept 35 days【1†source】."))
+    thread = sdk.beta.threads.create(
+        messages=[{"role": "user", "content": "How long are backups kept for order 7?"}]
+    )
+    run = sdk.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action"
+    assert run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    run = sdk.beta.threads.runs.submit_tool_outputs_and_poll(
+        thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": call.id, "output": "ok"}]
+    )
+    assert run.status == "completed"
+    first, second = standin.wait_requests(2)
+    # both turns get the passages; the retrieval step is no message of the conversation
+    assert "kept for 35 days" in first["messages"][0]["content"]
+    assert second["messages"][0] == first["messages"][0]
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    assert [c["id"] for c in second["messages"][2]["tool_calls"]] == [call.id]
+    steps = sdk.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id, order="asc")
+    kinds = [
+        [c.type for c in s.step_details.tool_calls] if s.type == "tool_calls" else [s.type]  # type: ignore[union-attr]
+        for s in steps.data
+    ]
+    assert kinds == [["retrieval"], ["function"], ["message_creation"]]
+    (message,) = sdk.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data
+    (part,) = message.content
+    assert part.type == "text"
+    (note,) = part.text.annotations
+    assert part.text.value[note.start_index : note.end_index] == "【1†source】"

@@ -6,8 +6,8 @@ include ``retrieval`` (and whose ``tool_choice`` is neither ``none`` nor a named
 
 1. **Search.** The files attached to the assistant (the run's ``file_ids``) and to the
    thread's messages are searched (:func:`assistsync.server.retrieval.search`, BM25) with the
-   newest user message; when that finds nothing, with every user message of the conversation.
-   The best :data:`TOP_K` passages are kept.
+   newest user message (only: an earlier question's passages would answer a "thanks!"). The
+   best :data:`TOP_K` passages are kept.
 2. **Step.** Once per run (a run that comes back after tool outputs searches again but records
    nothing new), a ``tool_calls`` step ``[{id: "call_…", type: "retrieval", retrieval: {}}]``
    is recorded, ``completed``, before the step that answers; streamed as the hosted API did
@@ -186,12 +186,8 @@ def retrieve(engine: RunEngine, run: Json, conversation: Sequence[Turn]) -> Retr
         return NO_RETRIEVAL
     with engine.db.read() as db:
         file_ids = _file_ids(engine, db, run)
-        passages: list[Passage] = []
-        if file_ids:
-            for query in _queries(conversation):
-                passages = search(db, file_ids, query, k=TOP_K)
-                if passages:
-                    break
+        question = _question(conversation)
+        passages = search(db, file_ids, question, k=TOP_K) if file_ids and question else []
     if not file_ids:
         return Retrieved(active=True)
     _record_step(engine, run)
@@ -205,13 +201,9 @@ def _file_ids(engine: RunEngine, db: sqlite3.Connection, run: Json) -> list[str]
     return list(dict.fromkeys(ids))
 
 
-def _queries(conversation: Sequence[Turn]) -> list[str]:
-    """The newest user message, then (for follow-ups such as "and in 2023?") every user
-    message, newest first."""
-    said = [turn.text for turn in reversed(conversation) if turn.role == "user" and turn.text]
-    if not said:
-        return []
-    return [said[0], "\n".join(said)] if len(said) > 1 else said
+def _question(conversation: Sequence[Turn]) -> str:
+    """The newest user message of the conversation ("" when there is none)."""
+    return next((turn.text for turn in reversed(conversation) if turn.role == "user"), "")
 
 
 def _record_step(engine: RunEngine, run: Json) -> None:
