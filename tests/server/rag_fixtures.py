@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Message, Text, TextDelta
 from openai.types.beta.threads.runs import RunStep
-from runs_testkit import WAIT_S, RunServer, check_any
+from runs_testkit import RunServer, sdk_client
 from server_testkit import ServerFactory
 
 
@@ -23,8 +22,8 @@ def runs(make_server: ServerFactory) -> RunServer:
 
 @pytest.fixture
 def sdk(runs: RunServer) -> Iterator[OpenAI]:
-    with httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S) as http:
-        yield runs.sdk(http)
+    with sdk_client(runs) as client:
+        yield client
 
 
 class Recorder(AssistantEventHandler):

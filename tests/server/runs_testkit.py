@@ -8,13 +8,14 @@ without mocking anything of ours.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
 import queue
 import sqlite3
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ class LocalMessages:
         text: str | None,
         now: int,
         incomplete_reason: str | None,
-        annotations: Sequence[Json] = (),
+        annotations: list[Json] | tuple[Json, ...] = (),
     ) -> Json:
         row = db.execute("SELECT body FROM messages WHERE id = ?", (message_id,)).fetchone()
         message: Json = json.loads(row["body"])
@@ -360,13 +361,19 @@ class RunServer:
             **kwargs,
         )
 
-    def sdk(self, http: httpx.Client) -> OpenAI:
-        """The official SDK on this server, as the issue asks (strict response validation),
-        over ``http`` (pass one with :func:`check_any` as a response hook to check the spec)."""
-        return OpenAI(
-            base_url=self.handle.base_url,
+
+@contextlib.contextmanager
+def sdk_client(runs: RunServer) -> Iterator[OpenAI]:
+    """The official SDK on ``runs``' server, as a v1 user would build it (strict response
+    validation, its own httpx client), with every response also checked against the spec."""
+    http = httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S)
+    try:
+        yield OpenAI(
+            base_url=runs.handle.base_url,
             api_key="sk-test-key",
             http_client=http,
             _strict_response_validation=True,
             max_retries=0,
         )
+    finally:
+        http.close()

@@ -25,8 +25,9 @@ PASSAGES = (
     Passage("file-b", 2, "Badges are renewed in January.", 2.0, 10, 40),
 )
 CITING = Retrieved(PASSAGES, active=True)
-VALID = re.compile(r"【[12](?::\d+)?†source】")
-ANY_MARKER = re.compile(r"【\d+(?::\d+)?†source】")
+# A marker: its number, an optional ":k", a short label (usually "source").
+VALID = re.compile(r"【[12](?::\d+)?†[^【】\n]{0,40}】")
+ANY_MARKER = re.compile(r"【\d+(?::\d+)?†[^【】\n]{0,40}】")
 
 
 def run(retrieved: Retrieved, chunks: list[str]) -> tuple[str, list[dict[str, Any]]]:

@@ -22,9 +22,8 @@ tests and in the sandbox. Its whole behaviour, from the conversation and the run
 - **After tool outputs.** When the run's newest turn is its own calls with their outputs, it
   answers ``echo: NAME returned OUTPUT`` for each call, joined by ``; `` (JSON:
   ``{"tool_outputs": {"NAME": "OUTPUT", ...}}``).
-- **Usage.** One token per 4 characters, rounded up: prompt = instructions, retrieval context
-  and every turn's text, calls and outputs; completion = the answer's text, or the calls'
-  names and arguments.
+- **Usage.** One token per 4 characters, rounded up: prompt = instructions plus every turn's
+  text, calls and outputs; completion = the answer's text, or the calls' names and arguments.
 - **Limits.** A prompt over ``max_prompt_tokens`` ends the turn without an answer, and an
   answer over ``max_completion_tokens`` is cut at that many tokens; either way the run ends
   ``completed`` with ``incomplete_details.reason`` set.
@@ -79,7 +78,7 @@ class EchoModel:
 
     def respond(self, request: ModelRequest) -> Iterator[ModelEvent]:
         config, turns = request.config, request.conversation
-        prompt = tokens(_prompt_chars(config, turns) + sum(map(len, request.context)))
+        prompt = tokens(_prompt_chars(config, turns))
         last_user = next((t for t in reversed(turns) if t.role == "user"), None)
         lines = last_user.text.splitlines() if last_user is not None else []
         answering_outputs = bool(turns) and bool(turns[-1].tool_calls)
