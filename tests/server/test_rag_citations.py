@@ -15,7 +15,9 @@ from assistsync.server.retrieval import Passage
 from assistsync.server.runs.model import ModelEvent, TextDelta, Usage
 from assistsync.server.runs.retrieval_step import (
     NO_RETRIEVAL,
+    CitedText,
     Retrieved,
+    annotations_of,
     context_blocks,
     numbered_passages,
 )
@@ -37,7 +39,7 @@ def run(retrieved: Retrieved, chunks: list[str]) -> tuple[str, list[dict[str, An
     assert isinstance(out[-1], Usage)  # other events pass through, after the held text
     texts = [e for e in out if isinstance(e, TextDelta)]
     assert all(e.text for e in texts)  # no empty deltas
-    return "".join(e.text for e in texts), [n for e in texts for n in e.annotations]
+    return "".join(e.text for e in texts), [n for e in texts for n in annotations_of(e)]
 
 
 def split(text: str, cuts: list[int]) -> list[str]:
@@ -78,8 +80,8 @@ def test_a_marker_split_over_three_deltas_is_held_until_complete() -> None:
         CITING.cite([TextDelta("kept 35 days【"), TextDelta("1†sou"), TextDelta("rce】.")])
     )
     assert events == [
-        TextDelta("kept 35 days"),
-        TextDelta(
+        CitedText("kept 35 days"),
+        CitedText(
             "【1†source】.",
             (
                 {

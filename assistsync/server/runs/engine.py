@@ -60,7 +60,7 @@ from assistsync.server.runs.model import (
     truncate,
 )
 from assistsync.server.runs.ports import Messages
-from assistsync.server.runs.retrieval_step import retrieve
+from assistsync.server.runs.retrieval_step import annotations_of, retrieve
 
 Json = dict[str, Any]
 
@@ -964,9 +964,9 @@ class _TurnWriter:
             if self.message is None:
                 return
             self.text.append(event.text)
-            first = len(self.annotations)
-            self.annotations.extend(event.annotations)
-            notes = [{"index": first + i, **note} for i, note in enumerate(event.annotations)]
+            cited, first = annotations_of(event), len(self.annotations)
+            self.annotations.extend(cited)
+            notes = [{"index": first + i, **note} for i, note in enumerate(cited)]
             delta = {
                 "id": self.message["id"],
                 "object": "thread.message.delta",

@@ -121,10 +121,6 @@ class TextDelta:
     """A piece of the assistant's message text."""
 
     text: str
-    annotations: tuple[Json, ...] = ()
-    """``file_citation`` annotations of markers inside ``text``, their indices counted in the
-    whole message text. Set by the server's citation pass (:mod:`.retrieval_step`), which
-    rewrites a backend's deltas; backends leave it empty."""
 
 
 @dataclass(frozen=True)

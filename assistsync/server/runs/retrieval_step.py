@@ -122,6 +122,19 @@ class Retrieved:
 NO_RETRIEVAL = Retrieved()
 
 
+@dataclass(frozen=True)
+class CitedText(TextDelta):
+    """Message text from the citation pass, with the ``file_citation`` annotations of the
+    markers inside it (indices counted in the whole message text)."""
+
+    annotations: tuple[Json, ...] = ()
+
+
+def annotations_of(event: TextDelta) -> tuple[Json, ...]:
+    """The annotations a text event carries (none, unless it came from the citation pass)."""
+    return event.annotations if isinstance(event, CitedText) else ()
+
+
 class _Citer:
     """Streams text through, holding back a possible marker until it is complete."""
 
@@ -130,7 +143,7 @@ class _Citer:
         self.held = ""
         self.written = 0  # characters of the final text written so far
 
-    def feed(self, text: str) -> TextDelta:
+    def feed(self, text: str) -> CitedText:
         buffer = self.held + text
         self.held = ""
         out: list[str] = []
@@ -168,13 +181,13 @@ class _Citer:
             at = start + 1
         written = "".join(out)
         self.written += len(written)
-        return TextDelta(written, tuple(notes))
+        return CitedText(written, tuple(notes))
 
-    def flush(self) -> TextDelta:
+    def flush(self) -> CitedText:
         """The held text as plain text (the answer ended, or something else than text came)."""
         rest, self.held = self.held, ""
         self.written += len(rest)
-        return TextDelta(rest)
+        return CitedText(rest)
 
 
 def retrieve(engine: RunEngine, run: Json, conversation: Sequence[Turn]) -> Retrieved:
