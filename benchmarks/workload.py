@@ -253,7 +253,9 @@ def edit(
 
 def write_large_project(root: Path, size_mb: int, *, seed: int = 1) -> Workload:
     """One assistant with one knowledge file of ``size_mb`` MiB (distinct 1 MiB blocks)."""
-    rel = "docs/large.bin"
+    # Random bytes: an archive to the server (kept, not read), so code interpreter's file;
+    # retrieval would refuse a file it cannot read, as the hosted API did.
+    rel = "docs/large.zip"
     workload = Workload(
         n=1,
         seed=seed,
@@ -264,7 +266,7 @@ def write_large_project(root: Path, size_mb: int, *, seed: int = 1) -> Workload:
                 description="Answers from one large file",
                 instructions_file="prompts/big.md",
                 instructions_size=64,
-                tools=({"type": "retrieval"},),
+                tools=({"type": "code_interpreter"},),
                 files=(rel,),
                 metadata={"team": "bench"},
             ),

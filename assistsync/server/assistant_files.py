@@ -5,12 +5,14 @@ The table belongs to :mod:`.assistants` (an assistant's ``file_ids`` are its row
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from assistsync.server.assistants import (
     MAX_FILE_IDS,
     attach,
     check_attachable,
+    check_retrievable,
     file_ids_of,
     live_assistant,
 )
@@ -79,8 +81,9 @@ def _attach(request: Request[Context]) -> Response:
         live_assistant(db, assistant_id)
     file_id = validate(CreateAssistantFileRequest, request.json()).file_id
     with database.write() as db:
-        live_assistant(db, assistant_id)
+        row = live_assistant(db, assistant_id)
         check_attachable(db, [file_id], "file_id")
+        check_retrievable(db, json.loads(row["body"])["tools"], [file_id], "file_id")
         current = file_ids_of(db, [assistant_id])[assistant_id]
         if file_id in current:
             raise bad_request(

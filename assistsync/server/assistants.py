@@ -32,6 +32,8 @@ from assistsync.server.framework.errors import bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.framework.validation import validate
 from assistsync.server.group import Context, Group
+from assistsync.server.retrieval import is_indexed, is_retrievable, not_retrievable_message
+from assistsync.server.retrieval.extract import extension_of
 
 MAX_NAME = 256
 MAX_DESCRIPTION = 512
@@ -205,6 +207,27 @@ def check_attachable(db: sqlite3.Connection, file_ids: Sequence[str], param: str
     require_files(db, file_ids, param, "assistants", "an assistant")
 
 
+def check_retrievable(
+    db: sqlite3.Connection, tools: Sequence[Json], file_ids: Sequence[str], param: str
+) -> None:
+    """With the ``retrieval`` tool, every file must be one retrieval reads, else the hosted
+    API's 400 (files it accepted at upload for code interpreter: images, archives, slides).
+
+    A file counts as readable when it was indexed at upload (a name without an extension whose
+    content was recognised) or its extension is one retrieval reads.
+    """
+    if not any(tool.get("type") == "retrieval" for tool in tools):
+        return
+    refused: list[str] = []
+    for file_id in file_ids:
+        row = db.execute("SELECT filename FROM files WHERE id = ?", (file_id,)).fetchone()
+        if row is None or is_retrievable(row["filename"]) or is_indexed(db, file_id):
+            continue
+        refused.append(extension_of(row["filename"]))
+    if refused:
+        raise bad_request(not_retrievable_message(refused), param)
+
+
 def attach(
     database: Database, db: sqlite3.Connection, assistant_id: str, file_ids: Sequence[str]
 ) -> None:
@@ -221,6 +244,7 @@ def create_assistant(database: Database, fields: Json, file_ids: Sequence[str]) 
     assistant_id = new_id("asst_")
     with database.write() as db:
         check_attachable(db, file_ids, "file_ids")
+        check_retrievable(db, fields["tools"], file_ids, "file_ids")
         db.execute(
             "INSERT INTO assistants (id, created_at, body) VALUES (?, ?, ?)",
             (assistant_id, database.now(), dumps(fields)),
@@ -244,7 +268,10 @@ def modify_assistant(
         db.execute("UPDATE assistants SET body = ? WHERE seq = ?", (dumps(body), row["seq"]))
         if file_ids is not None:
             check_attachable(db, file_ids, "file_ids")
-            current = file_ids_of(db, [assistant_id])[assistant_id]
+        current = file_ids_of(db, [assistant_id])[assistant_id]
+        # New tools or new files: either may make the pair one retrieval cannot serve.
+        check_retrievable(db, body["tools"], current if file_ids is None else file_ids, "file_ids")
+        if file_ids is not None:
             wanted = set(file_ids)
             db.executemany(
                 "DELETE FROM assistant_files WHERE assistant_id = ? AND file_id = ?",

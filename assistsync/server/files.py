@@ -22,6 +22,15 @@ from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_reque
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.framework.validation import single_params
 from assistsync.server.group import Context, Group
+from assistsync.server.retrieval import (
+    FileRejected,
+    Prepared,
+    check_upload,
+    is_retrievable,
+    prepare_upload,
+    store,
+)
+from assistsync.server.retrieval.extract import extension_of
 from assistsync.server.uploads import receive_upload
 
 FILE_PURPOSES = ("fine-tune", "assistants")
@@ -119,23 +128,52 @@ def discard_upload(path: str) -> None:
 
 
 def create_file(
-    database: Database, upload_path: str, filename: str, purpose: str, size: int
+    database: Database,
+    upload_path: str,
+    filename: str,
+    purpose: str,
+    size: int,
+    prepared: Prepared | None = None,
 ) -> Json:
-    """Turn a finished upload into a file object (the upload is moved, not copied)."""
+    """Turn a finished upload into a file object (the upload is moved, not copied).
+
+    ``prepared`` (its retrieval index, from :func:`index_upload`) is stored in the same
+    transaction, so a file is searchable from the moment it exists.
+    """
     file_id = new_id("file-")
     with database.write() as db:
         db.execute(
             "INSERT INTO files (id, created_at, bytes, filename, purpose) VALUES (?, ?, ?, ?, ?)",
             (file_id, database.now(), size, filename, purpose),
         )
+        if prepared is not None:
+            store(db, file_id, prepared)
         # Moved last: if the rename fails the row is rolled back, so no row ever points at
         # missing content.
         os.replace(upload_path, content_dir(database) / file_id)
         return render_file(file_row(db, file_id))
 
 
+def index_upload(upload_path: str, filename: str, purpose: str) -> Prepared | None:
+    """The retrieval index of a received upload, computed before any lock is taken.
+
+    A 400 for what the hosted API refused at upload (an unknown extension; here also content
+    that cannot be read, since the index is built now and not at the first run).
+    """
+    try:
+        if purpose != "assistants":
+            return None
+        check_upload(filename)
+        if extension_of(filename) and not is_retrievable(filename):
+            return None  # images, archives...: kept for code interpreter, never read here
+        return prepare_upload(filename, purpose, Path(upload_path).read_bytes())
+    except FileRejected as exc:
+        raise bad_request(exc.message, exc.param) from None
+
+
 def delete_file(database: Database, file_id: str) -> None:
-    """Delete the file and its content (groups that attach files cascade by trigger)."""
+    """Delete the file and its content (groups that attach files cascade by trigger; the
+    retrieval index forgets it by trigger too)."""
     with database.write() as db:
         row = file_row(db, file_id)
         db.execute("DELETE FROM files WHERE seq = ?", (row["seq"],))
@@ -170,8 +208,9 @@ def upload_file(request: Request[Context]) -> Response:
             purposes=FILE_PURPOSES,
         )
         try:
+            prepared = index_upload(upload.path, upload.filename, upload.purpose)
             created = create_file(
-                database, upload.path, upload.filename, upload.purpose, upload.size
+                database, upload.path, upload.filename, upload.purpose, upload.size, prepared
             )
         except BaseException:
             discard_upload(upload.path)

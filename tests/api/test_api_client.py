@@ -258,11 +258,11 @@ def test_files_round_trip(client: ApiClient, tmp_path: Path) -> None:
 
 
 def test_upload_is_retried_on_429(client: ApiClient, server: Any, tmp_path: Path) -> None:
-    path = tmp_path / "b.bin"
+    path = tmp_path / "b.zip"
     path.write_bytes(os.urandom(3 * 1024 * 1024))
     server.faults.rate_limit_next = 2
 
-    uploaded = client.upload_file(path, "b.bin")
+    uploaded = client.upload_file(path, "b.zip")
 
     assert client.stats.retries == 2
     assert [f.id for f in client.list_files()] == [uploaded.id]
@@ -287,7 +287,7 @@ def test_upload_and_hash_stream_in_constant_memory(
     tmp_path: Path, api_key: str, server_process: Any
 ) -> None:
     size = 50 * 1024 * 1024
-    path = tmp_path / "big.bin"
+    path = tmp_path / "big.zip"
     sha = hashlib.sha256()
     with path.open("wb") as fh:
         for _ in range(size // (1024 * 1024)):
@@ -302,7 +302,7 @@ def test_upload_and_hash_stream_in_constant_memory(
     ):
         tracemalloc.start()
         try:
-            uploaded = client.upload_file(path, "big.bin")
+            uploaded = client.upload_file(path, "big.zip")
             _, upload_peak = tracemalloc.get_traced_memory()
             tracemalloc.reset_peak()
             digest = client.file_sha256(uploaded.id)

@@ -603,3 +603,36 @@ def test_rubric_is_graded_by_the_configured_judge(applied: Project) -> None:
     assert asked["auth"] == "Bearer sk-judge-secret"
     assert asked["model"] == "grader-1"
     assert "assistant: echo: hi" in asked["messages"][-1]["content"]
+
+
+def test_cites_passes_when_the_answer_cites_the_file(applied: Project) -> None:
+    """Retrieval end to end: the test command's ``cites`` sees the ``file_citation`` the
+    server made of echo's marker, mapped back to the project file."""
+    applied.write(
+        "tests/cites.yaml",
+        """\
+        tests:
+          cites-the-faq:
+            assistant: order-helper
+            turns:
+              - user: How long does shipping take?
+                expect:
+                  - cites: ../docs/faq.md
+                  - contains: Shipping takes 3 days.
+          cites-without-retrieval:
+            assistant: returns-bot
+            turns:
+              - user: How long does shipping take?
+                expect:
+                  - cites: ../docs/faq.md
+        """,
+    )
+    result = applied.run("test", "--format", "json")
+    assert result.code == 1, result.all
+    tests = _by_key(_json(result))
+    assert tests["cites-the-faq"]["passed"] is True
+    turn = tests["cites-the-faq"]["attempts"][0]["turns"][0]
+    assert turn["citations"] == ["docs/faq.md"]
+    # the same files, but no retrieval tool: nothing is searched, nothing cited
+    failure = tests["cites-without-retrieval"]["attempts"][0]["failures"][0]
+    assert failure["message"] == "expected a citation of docs/faq.md, got no citations"

@@ -132,11 +132,13 @@ class LocalMessages:
         text: str | None,
         now: int,
         incomplete_reason: str | None,
+        annotations: list[Json] | tuple[Json, ...] = (),
     ) -> Json:
         row = db.execute("SELECT body FROM messages WHERE id = ?", (message_id,)).fetchone()
         message: Json = json.loads(row["body"])
         if text is not None:
-            message["content"] = [{"type": "text", "text": {"value": text, "annotations": []}}]
+            part = {"value": text, "annotations": list(annotations)}
+            message["content"] = [{"type": "text", "text": part}]
         if incomplete_reason is None:
             message.update(status="completed", completed_at=now)
         else:

@@ -8,6 +8,7 @@ under the run request's field (``additional_messages[0].content``, ``thread.meta
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from assistsync.server import messages, threads
@@ -83,14 +84,19 @@ class ServerThreads:
         text: str | None,
         now: int,
         incomplete_reason: str | None,
+        annotations: Sequence[Json] = (),
     ) -> Json:
+        notes = None if text is None else annotations
         if incomplete_reason is None:
-            return messages.update_message(db, now, message_id, text=text, status="completed")
+            return messages.update_message(
+                db, now, message_id, text=text, annotations=notes, status="completed"
+            )
         return messages.update_message(
             db,
             now,
             message_id,
             text=text,
+            annotations=notes,
             status="incomplete",
             incomplete_reason=incomplete_reason,
         )

@@ -14,6 +14,11 @@ tests and in the sandbox. Its whole behaviour, from the conversation and the run
   ``tool_choice`` ``none`` makes no calls; ``auto`` (the default) makes the calls asked for;
   a named function forces a call of that function (with the arguments of its ``call`` lines,
   or ``{}``); a named ``retrieval``/``code_interpreter`` choice acts like ``auto``.
+- **Retrieval.** When the run retrieves (its tools include ``retrieval``) and its files hold
+  a passage matching the newest user message, the answer goes on after ``echo: <text>`` with a
+  blank line, the best passage (its text as the index holds it) and its marker
+  ``【1†source】``, which the server turns into a ``file_citation`` annotation quoting that
+  passage. Function calls asked for still come first; with no passage, the usual answer.
 - **After tool outputs.** When the run's newest turn is its own calls with their outputs, it
   answers ``echo: NAME returned OUTPUT`` for each call, joined by ``; `` (JSON:
   ``{"tool_outputs": {"NAME": "OUTPUT", ...}}``).
@@ -49,6 +54,7 @@ from assistsync.server.runs.model import (
     Turn,
     Usage,
 )
+from assistsync.server.runs.retrieval_step import numbered_passages
 
 CALL_LINE = re.compile(r"\s*call\s+([A-Za-z0-9_-]{1,64})(?:\s+(.*?))?\s*")
 FAIL_LINE = re.compile(r"\s*echo:fail(?:\s+(\S+))?\s*")
@@ -112,7 +118,7 @@ class EchoModel:
         answer = (
             _outputs_answer(config, turns[-1].tool_calls)
             if answering_outputs
-            else _text_answer(config, last_user)
+            else _text_answer(config, last_user, numbered_passages(request.context))
         )
         limit = config.max_completion_tokens
         cut = limit is not None and tokens(len(answer)) > limit
@@ -162,8 +168,13 @@ def _calls(config: RunConfig, lines: Sequence[str]) -> list[ToolCallRequest] | F
     return asked
 
 
-def _text_answer(config: RunConfig, last_user: Turn | None) -> str:
+def _text_answer(
+    config: RunConfig, last_user: Turn | None, passages: Sequence[tuple[int, str]] = ()
+) -> str:
     said = last_user.text if last_user is not None else None
+    if passages and not config.wants_json:
+        number, text = passages[0]
+        return f"echo: {said}\n\n{text}【{number}†source】"
     if config.wants_json:
         return json.dumps({"echo": said})
     return f"echo: {said}" if said is not None else "echo: (no user message)"

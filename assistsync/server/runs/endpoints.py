@@ -355,6 +355,8 @@ def group(
             '  after the tool outputs -> "echo: NAME returned OUTPUT; ..."',
             "  a line echo:fail CODE  -> failed, last_error.code CODE",
             "  a line echo:sleep N    -> waits N seconds before answering",
+            "  text matching a file   -> the answer goes on with the best passage and its",
+            "  (retrieval tool)          citation marker, a file_citation annotation",
             "  tool_choice, response_format json_object and max_*_tokens are honoured;",
             "  usage counts 1 token per 4 characters.",
         ),

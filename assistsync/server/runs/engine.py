@@ -62,6 +62,7 @@ from assistsync.server.runs.model import (
     truncate,
 )
 from assistsync.server.runs.ports import Messages
+from assistsync.server.runs.retrieval_step import annotations_of, retrieve
 
 Json = dict[str, Any]
 
@@ -663,6 +664,7 @@ class RunEngine:
             pending.add(run_id, "thread.run.in_progress", run)
             conversation = self._conversation(db, run)
         config = _config(run)
+        retrieved = retrieve(self, run, conversation)  # see .retrieval_step
         request = ModelRequest(
             config,
             conversation,
@@ -672,12 +674,13 @@ class RunEngine:
             ),
             expires_at=run["expires_at"],
             now=self.clock.now,
+            context=retrieved.context,
         )
         writer = _TurnWriter(self, run)
         writer.request = request
         try:
             try:
-                for event in self.models(config.model).respond(request):
+                for event in retrieved.cite(self.models(config.model).respond(request)):
                     if self._should_stop(run_id):
                         break
                     writer.take(event)
@@ -743,7 +746,8 @@ class RunEngine:
                     for call in details["tool_calls"]
                     if call["type"] == "function"
                 )
-                turns.append(Turn("assistant", tool_calls=calls))
+                if calls:  # a retrieval step is no turn of the conversation
+                    turns.append(Turn("assistant", tool_calls=calls))
         return tuple(turns)
 
     # -- state changes shared by the paths above ------------------------------------------------
@@ -959,6 +963,7 @@ class _TurnWriter:
         self.run_id: str = run["id"]
         self.thread_id: str = run["thread_id"]
         self.text: list[str] = []
+        self.annotations: list[Json] = []  # citations (see .retrieval_step)
         self.calls: list[ToolCallRequest] = []
         self.usage = (0, 0)
         self.reported = False  # the model sent its Usage
@@ -979,6 +984,9 @@ class _TurnWriter:
             if self.message is None:
                 return
             self.text.append(event.text)
+            cited, first = annotations_of(event), len(self.annotations)
+            self.annotations.extend(cited)
+            notes = [{"index": first + i, **note} for i, note in enumerate(cited)]
             delta = {
                 "id": self.message["id"],
                 "object": "thread.message.delta",
@@ -987,7 +995,7 @@ class _TurnWriter:
                         {
                             "index": 0,
                             "type": "text",
-                            "text": {"value": event.text, "annotations": []},
+                            "text": {"value": event.text, "annotations": notes},
                         }
                     ]
                 },
@@ -1084,7 +1092,7 @@ class _TurnWriter:
         if self.message is None:
             return
         message = self.engine.messages.finish_assistant_message(
-            db, self.message["id"], "".join(self.text), now, reason
+            db, self.message["id"], "".join(self.text), now, reason, self.annotations
         )
         event = "thread.message.incomplete" if reason else "thread.message.completed"
         pending.add(self.run_id, event, message)

@@ -10,6 +10,7 @@ transaction (``db``), so a run and the messages it adds commit together.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 Json = dict[str, Any]
@@ -38,9 +39,11 @@ class Messages(Protocol):
         text: str | None,
         now: int,
         incomplete_reason: str | None,
+        annotations: Sequence[Json] = (),
     ) -> Json:
-        """Set the text (``None`` keeps it) and end the message: ``completed``, or
-        ``incomplete`` with ``incomplete_details.reason`` when a reason is given."""
+        """Set the text (``None`` keeps it, and its annotations) and end the message:
+        ``completed``, or ``incomplete`` with ``incomplete_details.reason`` when a reason is
+        given. ``annotations`` (citations) go with a new text."""
         ...
 
 
