@@ -17,13 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from itertools import chain
-from typing import Any
-
-from pydantic import BaseModel, TypeAdapter
 
 from assistsync.model import (
     TAG_KEY,
@@ -34,7 +28,6 @@ from assistsync.model import (
     FileChange,
     Live,
     LiveAssistant,
-    LiveFile,
     Lock,
     LockedFile,
     Plan,
@@ -63,21 +56,12 @@ def live_config(assistant: LiveAssistant, sha_by_id: dict[str, str]) -> Assistan
     )
 
 
-def _fingerprint(parts: Iterable[bytes]) -> str:
-    """SHA-256 over the parts, each followed by a NUL byte. ``parts`` may be a generator: one
-    part is held at a time (the live assistants' parts are their instructions in full)."""
+def _fingerprint(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
         digest.update(part)
         digest.update(b"\0")
     return digest.hexdigest()
-
-
-@cache
-def _json_bytes(kind: type[BaseModel]) -> TypeAdapter[Any]:
-    """A serializer to JSON bytes: the bytes ``model_dump_json`` would return as a string,
-    without holding the string and its encoding at once (two copies of every instruction)."""
-    return TypeAdapter(kind)
 
 
 def desired_fingerprint(desired: Desired) -> str:
@@ -86,8 +70,9 @@ def desired_fingerprint(desired: Desired) -> str:
     Serialised by pydantic (fields in declaration order, mappings in the order the manifests
     give them), which is deterministic for the same manifests and the same assistsync.
     """
-    exclude = {"assistants": {"__all__": {"source"}}}
-    return _fingerprint([_json_bytes(Desired).dump_json(desired, exclude=exclude)])
+    return _fingerprint(
+        desired.model_dump_json(exclude={"assistants": {"__all__": {"source"}}}).encode()
+    )
 
 
 def live_fingerprint(live: Live, lock: Lock) -> str:
@@ -98,15 +83,10 @@ def live_fingerprint(live: Live, lock: Lock) -> str:
     """
     owned_ids = {a.id for a in lock.assistants.values()}
     file_ids = lock.file_ids() | set(live.file_sha256)
-    assistants = _json_bytes(LiveAssistant)
-    files = _json_bytes(LiveFile)
-    return _fingerprint(
-        chain(
-            (assistants.dump_json(a) for a in live.assistants if a.id in owned_ids or a.tag),
-            (files.dump_json(f) for f in live.files if f.id in file_ids),
-            [canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode()],
-        )
-    )
+    parts = [a.model_dump_json().encode() for a in live.assistants if a.id in owned_ids or a.tag]
+    parts += [f.model_dump_json().encode() for f in live.files if f.id in file_ids]
+    parts.append(canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode())
+    return _fingerprint(*parts)
 
 
 def _oldest(candidates: list[LiveAssistant]) -> LiveAssistant:
