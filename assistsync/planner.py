@@ -17,13 +17,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
+from itertools import chain
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from assistsync.model import (
     TAG_KEY,
     AssistantChange,
     AssistantConfig,
     Desired,
+    DesiredAssistant,
+    DesiredFile,
     Drift,
     FileChange,
     Live,
@@ -56,12 +64,33 @@ def live_config(assistant: LiveAssistant, sha_by_id: dict[str, str]) -> Assistan
     )
 
 
-def _fingerprint(*parts: bytes) -> str:
+def _fingerprint(parts: Iterable[Iterable[bytes]]) -> str:
+    """SHA-256 over the parts, each followed by a NUL byte. A part is given in pieces, and
+    the parts may come from a generator: the hash is the same as of the joined bytes, while
+    only one piece is held at a time (the pieces hold instructions in full)."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part)
+        for piece in part:
+            digest.update(piece)
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+@cache
+def _json(kind: Any) -> TypeAdapter[Any]:
+    """pydantic's JSON serializer of ``kind``: the bytes ``model_dump_json`` gives as text."""
+    return TypeAdapter(kind)
+
+
+def _desired_json(desired: Desired) -> Iterator[bytes]:
+    """``desired.model_dump_json(exclude=<sources>)``, byte for byte, one assistant at a time:
+    the whole document at once is every instruction twice more at the planner's peak."""
+    key_json, assistant_json = _json(str), _json(DesiredAssistant)
+    yield b'{"assistants":{'
+    for i, (key, assistant) in enumerate(desired.assistants.items()):
+        yield (b"," if i else b"") + key_json.dump_json(key) + b":"
+        yield assistant_json.dump_json(assistant, exclude={"source"})
+    yield b'},"files":' + _json(dict[str, DesiredFile]).dump_json(desired.files) + b"}"
 
 
 def desired_fingerprint(desired: Desired) -> str:
@@ -70,9 +99,7 @@ def desired_fingerprint(desired: Desired) -> str:
     Serialised by pydantic (fields in declaration order, mappings in the order the manifests
     give them), which is deterministic for the same manifests and the same assistsync.
     """
-    return _fingerprint(
-        desired.model_dump_json(exclude={"assistants": {"__all__": {"source"}}}).encode()
-    )
+    return _fingerprint([_desired_json(desired)])
 
 
 def live_fingerprint(live: Live, lock: Lock) -> str:
@@ -83,10 +110,14 @@ def live_fingerprint(live: Live, lock: Lock) -> str:
     """
     owned_ids = {a.id for a in lock.assistants.values()}
     file_ids = lock.file_ids() | set(live.file_sha256)
-    parts = [a.model_dump_json().encode() for a in live.assistants if a.id in owned_ids or a.tag]
-    parts += [f.model_dump_json().encode() for f in live.files if f.id in file_ids]
-    parts.append(canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode())
-    return _fingerprint(*parts)
+    tail = canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode()
+    return _fingerprint(
+        chain(
+            ([a.model_dump_json().encode()] for a in live.assistants if a.id in owned_ids or a.tag),
+            ([f.model_dump_json().encode()] for f in live.files if f.id in file_ids),
+            [[tail]],
+        )
+    )
 
 
 def _oldest(candidates: list[LiveAssistant]) -> LiveAssistant:

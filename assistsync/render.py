@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from assistsync.model import AssistantChange, AssistantConfig, Drift, FileChange, Plan
@@ -195,7 +195,7 @@ _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "no-op": " "}
 
 
 def _assistant_lines(plan: Plan, change: AssistantChange) -> list[Line]:
-    if change.action == "no-op" and not change.import_id:
+    if not _assistant_shown(change):
         return []
     if change.import_id and change.action == "no-op":
         header = f"will be imported (id {change.import_id})"
@@ -262,38 +262,49 @@ def _drift_lines(plan: Plan, drift: Drift) -> list[Line]:
     return out
 
 
-def plan_lines(plan: Plan) -> list[Line]:
-    """The whole plan as lines: the environment (when the project has them), drift section,
-    actions, summary line last."""
-    out: list[Line] = []
+def _assistant_shown(change: AssistantChange) -> bool:
+    """Whether a change has a block of its own in the plan (imports do, other no-ops not)."""
+    return change.action != "no-op" or bool(change.import_id)
+
+
+def iter_plan_lines(plan: Plan) -> Iterator[Line]:
+    """The whole plan as lines, lazily: the environment (when the project has them), drift
+    section, actions, summary line last.
+
+    One resource is rendered at a time, when the consumer asks for its lines, so a printer
+    that writes as it goes holds one resource's lines at once, not the whole plan's (an
+    assistant's block is its instructions in full: ~13 KB per assistant at scale).
+    """
     if plan.environment:
-        out += [Line(" ", 0, f"Environment: {plan.environment}"), Line(" ", 0, "")]
+        yield Line(" ", 0, f"Environment: {plan.environment}")
+        yield Line(" ", 0, "")
     if plan.drift:
-        out.append(Line(" ", 0, "Objects have changed outside of assistsync:"))
-        out.append(Line(" ", 0, ""))
+        yield Line(" ", 0, "Objects have changed outside of assistsync:")
+        yield Line(" ", 0, "")
         for drift in plan.drift:
-            out += _drift_lines(plan, drift)
-        out.append(
-            Line(
-                " ", 0, "Unless the manifests are changed to match, apply will undo these changes."
-            )
+            yield from _drift_lines(plan, drift)
+        yield Line(
+            " ", 0, "Unless the manifests are changed to match, apply will undo these changes."
         )
-        out.append(Line(" ", 0, ""))
-    body: list[Line] = []
-    for f in plan.files:
-        if f.action == "create":
-            body += _file_lines(f)
-    for a in plan.assistants:
-        body += _assistant_lines(plan, a)
-    for f in plan.files:
-        if f.action == "delete":
-            body += _file_lines(f)
-    if body:
-        out.append(Line(" ", 0, "assistsync will perform the following actions:"))
-        out.append(Line(" ", 0, ""))
-        out += body
-    out.append(Line(" ", 0, plan.summary()))
-    return out
+        yield Line(" ", 0, "")
+    # the heading only above a non-empty body, decided without rendering the body
+    if plan.files or any(_assistant_shown(a) for a in plan.assistants):
+        yield Line(" ", 0, "assistsync will perform the following actions:")
+        yield Line(" ", 0, "")
+        for f in plan.files:
+            if f.action == "create":
+                yield from _file_lines(f)
+        for a in plan.assistants:
+            yield from _assistant_lines(plan, a)
+        for f in plan.files:
+            if f.action == "delete":
+                yield from _file_lines(f)
+    yield Line(" ", 0, plan.summary())
+
+
+def plan_lines(plan: Plan) -> list[Line]:
+    """The whole plan as a list of lines (``iter_plan_lines``, all at once)."""
+    return list(iter_plan_lines(plan))
 
 
 def line_text(line: Line) -> str:
@@ -307,7 +318,7 @@ def line_text(line: Line) -> str:
 
 def render_text(plan: Plan) -> str:
     """The plan as plain text (no colour)."""
-    return "\n".join(line_text(line) for line in plan_lines(plan)) + "\n"
+    return "".join(line_text(line) + "\n" for line in iter_plan_lines(plan))
 
 
 def _diff_line(line: Line) -> str:

@@ -53,7 +53,7 @@ def apply_command(
     from assistsync.cli.output import apply_events, duration, echo_lines, outcome_lines
     from assistsync.cli.stages import endpoint
     from assistsync.planfile import check_fresh, load_plan
-    from assistsync.render import plan_lines
+    from assistsync.render import iter_plan_lines
 
     saved = load_plan(planfile) if planfile is not None else None
     # Take the one-writer lock first (its path needs only assistsync.yaml), then read the live
@@ -66,7 +66,7 @@ def apply_command(
         plan = planned.plan
         if saved is not None:
             plan = check_fresh(saved, plan)
-        echo_lines(settings, plan_lines(plan))
+        echo_lines(settings, iter_plan_lines(plan))
         if not plan.has_changes and not plan.lock_only:
             return EXIT_OK
         if saved is None and not auto_approve:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
@@ -29,18 +29,34 @@ def use_color(settings: Settings, stream: TextIO) -> bool:
     return stream.isatty()
 
 
-def echo_lines(settings: Settings, lines: list[Line]) -> None:
-    """Print rendered plan lines to stdout, coloured by their symbol when colour is on."""
+CHUNK_CHARS = 64 * 1024
+"""Printed plans go out in writes of about this many characters: one write per line would be
+a system call per line, one write of the whole plan would hold it all in memory at once."""
+
+
+def echo_lines(settings: Settings, lines: Iterable[Line]) -> None:
+    """Print rendered plan lines to stdout as they come, coloured by their symbol when colour
+    is on: each line ends with a newline, buffered into writes of ``CHUNK_CHARS``."""
     color = use_color(settings, sys.stdout)
-    out = []
+    chunk: list[str] = []
+    size = 0
+    wrote = False
     for line in lines:
         text = line_text(line)
         if color and line.sym == "#":
             text = click.style(text, bold=True)
         elif color and line.sym in STYLES:
             text = click.style(text, fg=STYLES[line.sym])
-        out.append(text)
-    click.echo("\n".join(out))
+        chunk.append(text)
+        chunk.append("\n")
+        size += len(text) + 1
+        if size >= CHUNK_CHARS:
+            click.echo("".join(chunk), nl=False)
+            chunk.clear()
+            size = 0
+            wrote = True
+    if chunk or not wrote:  # no lines at all still prints the one empty line
+        click.echo("".join(chunk), nl=not chunk)
 
 
 def duration(seconds: float) -> str:

@@ -57,7 +57,7 @@ def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Pat
     from assistsync.cli.output import echo_lines
     from assistsync.cli.stages import endpoint
     from assistsync.planfile import save_plan
-    from assistsync.render import plan_lines, render_json, render_markdown
+    from assistsync.render import iter_plan_lines, render_json, render_markdown
 
     env = settings.environment
     pipeline.lock_path(settings.root, env)  # a missing or broken assistsync.yaml is said first
@@ -73,7 +73,7 @@ def plan_command(settings: Settings, detailed_exitcode: bool, fmt: str, out: Pat
     elif fmt == "markdown":
         click.echo(render_markdown(plan), nl=False)
     else:
-        echo_lines(settings, plan_lines(plan))
+        echo_lines(settings, iter_plan_lines(plan))
     if out is not None and fmt == "text":
         click.echo(
             f"\nSaved the plan to {out}. To carry it out: {apply_command_line(settings, out)}"

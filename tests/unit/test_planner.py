@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from assistsync.fetch import recovery_candidates
@@ -19,7 +20,7 @@ from assistsync.model import (
     RetiredFile,
     SourceLocation,
 )
-from assistsync.planner import desired_fingerprint, live_config, make_plan
+from assistsync.planner import desired_fingerprint, live_config, live_fingerprint, make_plan
 from assistsync.render import render_text
 
 SRC = SourceLocation(file="assistants/a.yaml", line=2, col=3)
@@ -341,3 +342,42 @@ def test_the_plan_says_what_each_change_records() -> None:
         id="asst_1", applied=desired(a, files=shared).config_of("bot").digest()
     )
     assert (plan.root, plan.endpoint) == ("/p", "http://e/v1")
+
+
+def _sha256_parts(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part + b"\0")
+    return digest.hexdigest()
+
+
+def test_fingerprints_are_the_hashes_saved_plans_were_made_with() -> None:
+    # a plan saved before the fingerprints were streamed must still be fresh: the same bytes
+    # (pydantic's JSON of each object, NUL-separated) are hashed, one object at a time
+    from assistsync.model import canonical_json
+
+    a = want("bot", instructions="Line one.\nLigne «deux».\n", metadata={"team": "x"})
+    d = desired(
+        a,
+        want("other"),
+        files={"docs/faq.md": DesiredFile(path="docs/faq.md", sha256=SHA_A, size=5)},
+    )
+    old_desired = d.model_dump_json(exclude={"assistants": {"__all__": {"source"}}}).encode()
+    assert desired_fingerprint(d) == _sha256_parts(old_desired)
+    assert desired_fingerprint(Desired()) == _sha256_parts(Desired().model_dump_json().encode())
+
+    mine = live_of(a, "asst_1", file_ids=("file-1",))
+    stranger = LiveAssistant(id="asst_theirs", model="gpt-4", name="Not ours")
+    upload = _live_file("file-1", "faq.md", 5)
+    live = Live(assistants=(mine, stranger), files=(upload, _live_file("file-x", "x", 1)))
+    lock = Lock(
+        lineage="l",
+        serial=3,
+        assistants={"bot": owned(d, "bot", "asst_1")},
+        files={"docs/faq.md": LockedFile(id="file-1", sha256=SHA_A, size=5)},
+    )
+    tail = canonical_json([live.file_sha256, lock.lineage, lock.serial]).encode()
+    expected = _sha256_parts(
+        mine.model_dump_json().encode(), upload.model_dump_json().encode(), tail
+    )
+    assert live_fingerprint(live, lock) == expected

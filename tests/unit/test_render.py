@@ -5,8 +5,10 @@ Regenerate after an intended change with ``ASSISTSYNC_UPDATE_GOLDEN=1 pytest tes
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -26,7 +28,7 @@ from assistsync.model import (
     SourceLocation,
 )
 from assistsync.planner import make_plan
-from assistsync.render import render_json, render_markdown, render_text
+from assistsync.render import iter_plan_lines, line_text, render_json, render_markdown, render_text
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 SRC = SourceLocation(file="assistants/support.yaml", line=2, col=3)
@@ -220,3 +222,47 @@ def test_metadata_keys_align_their_equals_signs_as_terraform_does() -> None:
     assert '- tier        = "gold"' in updated
     assert " x " not in updated  # unchanged pairs are not shown
     assert len(_equals_columns(updated, "metadata     = {")) == 1
+
+
+def test_the_plan_is_rendered_one_resource_at_a_time() -> None:
+    # a printer that writes as it goes must hold one assistant's block, not the whole plan's
+    keys = ("bot-a", "bot-b", "bot-c")
+    d = Desired(assistants={k: _assistant(k, instructions=INSTRUCTIONS) for k in keys})
+    plan = make_plan(d, Live(), Lock(lineage=""))
+    lines = iter_plan_lines(plan)
+    assert isinstance(lines, Generator)
+    taken = []
+    for line in lines:
+        taken.append(line_text(line))
+        if line.text == "}":  # the end of the first assistant's block
+            break
+    assert 'assistant "bot-a" {' in "\n".join(taken)
+    # suspended inside the first assistant: the next two are not rendered yet
+    assert inspect.getgeneratorstate(lines) == inspect.GEN_SUSPENDED
+    assert inspect.getgeneratorlocals(lines)["a"].key == "bot-a"
+    rest = [line_text(line) for line in lines]
+    assert 'assistant "bot-b" {' in "\n".join(rest)
+    assert 'assistant "bot-c" {' in "\n".join(rest)
+    assert "".join(t + "\n" for t in taken + rest) == render_text(plan)
+
+
+def test_printing_in_chunks_gives_the_same_bytes_as_the_whole_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from assistsync.cli.context import Settings
+    from assistsync.cli.output import CHUNK_CHARS, echo_lines
+
+    # enough assistants that the printed plan spans several chunks
+    many = "\n".join(f"Rule {i}: answer in one line." for i in range(200)) + "\n"
+    n = CHUNK_CHARS // len(many) * 3 + 2
+    d = Desired(
+        assistants={f"bot-{i:03}": _assistant(f"bot-{i:03}", instructions=many) for i in range(n)}
+    )
+    plan = make_plan(d, Live(), Lock(lineage=""))
+    echo_lines(Settings(root=Path(), no_color=True), iter_plan_lines(plan))
+    printed = capsys.readouterr().out
+    assert len(printed) > 3 * CHUNK_CHARS
+    assert printed == render_text(plan)
+
+    echo_lines(Settings(root=Path(), no_color=True), iter([]))
+    assert capsys.readouterr().out == "\n"  # as click.echo("") of an empty plan would
