@@ -47,7 +47,7 @@ def test_text_answers_stream_in_several_deltas_and_are_deterministic() -> None:
     assert pieces("  a b  ") == ["  a ", "b  "]
 
 
-def test_calls_stream_in_interleaved_fragments_before_the_whole_calls() -> None:
+def test_calls_stream_in_fragments_before_the_whole_calls() -> None:
     events = answer(Turn("user", 'call lookup_order {"id": 12345}\ncall refund'))
     fragments = [e for e in events if isinstance(e, ToolCallDelta)]
     calls = [e for e in events if isinstance(e, ToolCallRequest)]
@@ -55,10 +55,10 @@ def test_calls_stream_in_interleaved_fragments_before_the_whole_calls() -> None:
         ToolCallRequest("lookup_order", '{"id": 12345}'),
         ToolCallRequest("refund", "{}"),
     ]
-    # every fragment comes before the first whole call; parallel calls alternate by index
+    # every fragment comes before the first whole call; one call after the other
     assert events.index(calls[0]) > events.index(fragments[-1])
-    assert [f.index for f in fragments] == [0, 1, 0, 1, 0]
-    assert [f.name for f in fragments] == ["lookup_order", "refund", None, None, None]
+    assert [f.index for f in fragments] == [0, 0, 0, 1, 1]
+    assert [f.name for f in fragments] == ["lookup_order", None, None, "refund", None]
     for index, call in enumerate(calls):
         joined = "".join(f.arguments for f in fragments if f.index == index)
         assert joined == call.arguments

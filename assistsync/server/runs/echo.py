@@ -144,13 +144,11 @@ def _prompt_chars(config: RunConfig, turns: Sequence[Turn]) -> int:
 
 def _fragments(calls: Sequence[ToolCallRequest]) -> Iterator[ToolCallDelta]:
     """The calls written in pieces as a streaming backend writes them: each call's arguments
-    in up to three fragments, parallel calls interleaved (first pieces of every call, then
-    the second pieces, ...), so clients see calls grow side by side by index."""
-    split = [_thirds(call.arguments) for call in calls]
-    for round_ in range(max(len(parts) for parts in split)):
-        for index, (call, parts) in enumerate(zip(calls, split, strict=True)):
-            if round_ < len(parts):
-                yield ToolCallDelta(index, call.name if round_ == 0 else None, parts[round_])
+    in up to three fragments, one call after the other (as the hosted API streamed parallel
+    calls, so SDK handlers see each call created once, then its deltas)."""
+    for index, call in enumerate(calls):
+        for number, part in enumerate(_thirds(call.arguments)):
+            yield ToolCallDelta(index, call.name if number == 0 else None, part)
 
 
 def _thirds(text: str) -> list[str]:
