@@ -31,6 +31,7 @@ from assistsync.server.runs.model import (
     ModelRequest,
     ModelSource,
     TextDelta,
+    ToolCallDelta,
     ToolCallRequest,
     Usage,
 )
@@ -133,12 +134,17 @@ class Recorder:
 
         Adjacent text pieces are stored as one event: how a backend chunks its stream varies
         from call to call (and one event per token buries the answer in a diff), while the
-        text does not. A replay streams each stored text event as one delta."""
+        text does not. A replay streams each stored text event as one delta. Call fragments
+        (:class:`ToolCallDelta`) are not stored, for the same reason: the whole
+        :class:`ToolCallRequest` values are, and a replay streams each call in one delta."""
         answer = "".join(e.text for e in events if isinstance(e, TextDelta))
         body = {
             "request": describe_request(request),
             "answer": answer,
-            "events": [_event_json(e) for e in _joined(events)],
+            "events": [
+                _event_json(e)
+                for e in _joined([e for e in events if not isinstance(e, ToolCallDelta)])
+            ],
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.path(request)

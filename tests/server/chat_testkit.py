@@ -44,6 +44,7 @@ class Reply:
     body: Json | str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     usage: tuple[int, int] | None = (11, 7)
+    interleave: bool = False
 
 
 def text(*chunks: str, finish: str = "stop", usage: tuple[int, int] | None = (11, 7)) -> Reply:
@@ -51,9 +52,10 @@ def text(*chunks: str, finish: str = "stop", usage: tuple[int, int] | None = (11
     return Reply("text", chunks=chunks, finish=finish, usage=usage)
 
 
-def calls(*pairs: tuple[str, str], finish: str = "tool_calls") -> Reply:
-    """Tool calls ``(name, arguments)``, parallel when several; arguments stream in pieces."""
-    return Reply("calls", calls=pairs, finish=finish)
+def calls(*pairs: tuple[str, str], finish: str = "tool_calls", interleave: bool = False) -> Reply:
+    """Tool calls ``(name, arguments)``, parallel when several; arguments stream in pieces
+    (with ``interleave``, in thirds taking turns between the calls, as some servers do)."""
+    return Reply("calls", calls=pairs, finish=finish, interleave=interleave)
 
 
 def error(status: int, message: str = "", **headers: str) -> Reply:
@@ -226,7 +228,9 @@ class StandIn:
 
         out = [chunk({"role": "assistant", "content": ""})]
         out += [chunk({"content": piece}) for piece in reply.chunks]
-        for index, (name, arguments) in enumerate(reply.calls):
+        if reply.interleave:
+            out += [chunk({"tool_calls": [part]}) for part in _interleaved(reply.calls)]
+        for index, (name, arguments) in enumerate(() if reply.interleave else reply.calls):
             half = len(arguments) // 2
             head = {"name": name, "arguments": arguments[:half]}
             call = {"index": index, "id": f"backend-{index}", "type": "function", "function": head}
@@ -244,6 +248,21 @@ class StandIn:
             }
             out.append({**base, "choices": [], "usage": usage})
         return out
+
+
+def _interleaved(pairs: tuple[tuple[str, str], ...]) -> list[Json]:
+    """The calls' fragments, arguments in thirds, taking turns: first thirds, then second..."""
+    out: list[Json] = []
+    for third in range(3):
+        for index, (name, arguments) in enumerate(pairs):
+            size = -(-len(arguments) // 3)
+            function: Json = {"arguments": arguments[third * size : (third + 1) * size]}
+            call: Json = {"index": index, "function": function}
+            if third == 0:
+                call.update(id=f"backend-{index}", type="function")
+                function["name"] = name
+            out.append(call)
+    return out
 
 
 def _whole(body: Json, reply: Reply) -> Json:

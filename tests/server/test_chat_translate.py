@@ -19,6 +19,7 @@ from assistsync.server.runs.model import (
     RunConfig,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolCallRequest,
     Turn,
     Usage,
@@ -115,32 +116,69 @@ def test_sse_data_reads_events_until_done() -> None:
     assert list(sse_data(lines)) == ['{"a":\n1}']
 
 
-def test_an_answer_streams_text_at_once_and_calls_when_whole() -> None:
+def _chunk(delta: dict[str, object], finish: str | None = None) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def test_an_answer_streams_text_and_call_fragments_at_once_and_calls_when_whole() -> None:
     answer = Answer(prompt_estimate=9)
-
-    def chunk(delta: dict[str, object], finish: str | None = None) -> str:
-        return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-
-    events = list(answer.chunk(chunk({"content": "Hi"})))
+    events = list(answer.chunk(_chunk({"content": "Hi"})))
     assert events == [TextDelta("Hi")]
     call0 = {"index": 0, "id": "x", "function": {"name": "f", "arguments": '{"a"'}}
-    assert list(answer.chunk(chunk({"tool_calls": [call0]}))) == []
+    assert list(answer.chunk(_chunk({"tool_calls": [call0]}))) == [ToolCallDelta(0, "f", '{"a"')]
     more = {"index": 0, "function": {"arguments": ": 1}"}}
-    assert list(answer.chunk(chunk({"tool_calls": [more]}))) == []
+    assert list(answer.chunk(_chunk({"tool_calls": [more]}))) == [ToolCallDelta(0, None, ": 1}")]
     call1 = {"index": 1, "id": "x", "function": {"name": "g", "arguments": "{}"}}
-    assert list(answer.chunk(chunk({"tool_calls": [call1]}, "tool_calls"))) == [
-        ToolCallRequest("f", '{"a": 1}')
+    assert list(answer.chunk(_chunk({"tool_calls": [call1]}, "tool_calls"))) == [
+        ToolCallDelta(1, "g", "{}")
     ]
     # no usage from the backend: estimated (text 2 + calls 1+8+1+2 characters -> 4 tokens)
-    assert list(answer.finish()) == [ToolCallRequest("g", "{}"), Usage(9, 4)]
+    assert list(answer.finish()) == [
+        ToolCallRequest("f", '{"a": 1}'),
+        ToolCallRequest("g", "{}"),
+        Usage(9, 4),
+    ]
+
+
+def test_interleaved_calls_are_numbered_in_start_order_and_gathered_by_index() -> None:
+    answer = Answer()
+    fragments = [
+        {"index": 3, "id": "a", "function": {"name": "f", "arguments": ""}},
+        {"index": 5, "id": "b", "function": {"name": "g", "arguments": '{"y"'}},
+        {"index": 3, "function": {"arguments": '{"x": 1}'}},
+        {"index": 5, "function": {"arguments": ": 2}"}},
+    ]
+    events = [e for f in fragments for e in answer.chunk(_chunk({"tool_calls": [f]}))]
+    assert events == [
+        ToolCallDelta(0, "f", ""),
+        ToolCallDelta(1, "g", '{"y"'),
+        ToolCallDelta(0, None, '{"x": 1}'),
+        ToolCallDelta(1, None, ": 2}"),
+    ]
+    assert list(answer.finish())[:2] == [
+        ToolCallRequest("f", '{"x": 1}'),
+        ToolCallRequest("g", '{"y": 2}'),
+    ]
 
 
 def test_a_cut_answer_drops_its_unfinished_call() -> None:
     answer = Answer()
     fragment = {"index": 0, "function": {"name": "f", "arguments": '{"a": '}}
     data = {"choices": [{"delta": {"tool_calls": [fragment]}, "finish_reason": "length"}]}
-    list(answer.chunk(json.dumps(data)))
+    assert list(answer.chunk(json.dumps(data))) == [ToolCallDelta(0, "f", '{"a": ')]
     assert list(answer.finish()) == [Usage(0, 0), Incomplete("max_completion_tokens")]
+
+
+def test_a_cut_answer_keeps_the_whole_calls_before_the_unfinished_one() -> None:
+    answer = Answer()
+    whole = {"index": 0, "function": {"name": "f", "arguments": "{}"}}
+    cut = {"index": 1, "function": {"name": "g", "arguments": '{"b'}}
+    list(answer.chunk(_chunk({"tool_calls": [whole]})))
+    list(answer.chunk(_chunk({"tool_calls": [cut]}, "length")))
+    assert list(answer.finish())[0::2] == [
+        ToolCallRequest("f", "{}"),
+        Incomplete("max_completion_tokens"),
+    ]
 
 
 def test_a_chunk_that_is_not_json_is_a_bad_answer() -> None:

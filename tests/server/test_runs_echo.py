@@ -14,6 +14,7 @@ from assistsync.server.runs.model import (
     RunConfig,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolCallRequest,
     Turn,
     Usage,
@@ -46,6 +47,23 @@ def test_text_answers_stream_in_several_deltas_and_are_deterministic() -> None:
     assert pieces("  a b  ") == ["  a ", "b  "]
 
 
+def test_calls_stream_in_fragments_before_the_whole_calls() -> None:
+    events = answer(Turn("user", 'call lookup_order {"id": 12345}\ncall refund'))
+    fragments = [e for e in events if isinstance(e, ToolCallDelta)]
+    calls = [e for e in events if isinstance(e, ToolCallRequest)]
+    assert calls == [
+        ToolCallRequest("lookup_order", '{"id": 12345}'),
+        ToolCallRequest("refund", "{}"),
+    ]
+    # every fragment comes before the first whole call; one call after the other
+    assert events.index(calls[0]) > events.index(fragments[-1])
+    assert [f.index for f in fragments] == [0, 0, 0, 1, 1]
+    assert [f.name for f in fragments] == ["lookup_order", None, None, "refund", None]
+    for index, call in enumerate(calls):
+        joined = "".join(f.arguments for f in fragments if f.index == index)
+        assert joined == call.arguments
+
+
 def test_usage_is_one_token_per_four_characters() -> None:
     events = answer(Turn("user", "12345678"), instructions="abcd")
     assert events[-1] == Usage(tokens(12), tokens(len("echo: 12345678")))
@@ -66,15 +84,14 @@ def test_tool_choice_none_and_forced() -> None:
     message = "call refund {}"
     assert text(answer(Turn("user", message), tool_choice="none")) == "echo: call refund {}"
     forced = {"type": "function", "function": {"name": "lookup_order"}}
-    assert answer(Turn("user", "hi"), tool_choice=forced)[0] == ToolCallRequest(
-        "lookup_order", "{}"
-    )
+    assert ToolCallRequest("lookup_order", "{}") in answer(Turn("user", "hi"), tool_choice=forced)
     missing = {"type": "function", "function": {"name": "absent"}}
     [failure] = answer(Turn("user", "hi"), tool_choice=missing)
     assert isinstance(failure, Failure)
     assert failure.code == "invalid_prompt"
     retrieval = {"type": "retrieval"}
-    assert isinstance(answer(Turn("user", message), tool_choice=retrieval)[0], ToolCallRequest)
+    events = answer(Turn("user", message), tool_choice=retrieval)
+    assert any(isinstance(e, ToolCallRequest) for e in events)
 
 
 def test_after_outputs_the_answer_uses_them() -> None:

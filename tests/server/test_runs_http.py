@@ -457,16 +457,18 @@ def test_streaming_create_thread_and_run_and_tool_outputs(
         "thread.run.queued",
         "thread.run.in_progress",
     ]
-    assert [n for n, _ in events][-4:] == [
+    # The call streams in fragments ("{" then "}"), the first carrying its id.
+    assert [n for n, _ in events][-5:] == [
         "thread.run.step.created",
         "thread.run.step.in_progress",
+        "thread.run.step.delta",
         "thread.run.step.delta",
         "thread.run.requires_action",
     ]
     run = events[-1][1]
     assert run["thread_id"] == thread["id"]
     [call] = run["required_action"]["submit_tool_outputs"]["tool_calls"]
-    delta_call = events[-2][1]["delta"]["step_details"]["tool_calls"][0]
+    delta_call = events[-3][1]["delta"]["step_details"]["tool_calls"][0]
     assert delta_call["id"] == call["id"]
     path = f"/threads/{thread['id']}/runs/{run['id']}/submit_tool_outputs"
     with c.stream(

@@ -5,11 +5,14 @@ other fields ignored) up to ``data: [DONE]``; :class:`Answer` turns each chunk i
 :data:`~assistsync.server.runs.model.ModelEvent` values the moment it can:
 
 - ``choices[0].delta.content`` → a :class:`TextDelta` at once;
-- ``choices[0].delta.tool_calls[i]`` fragments are gathered by ``index`` (the backend's ``id``
-  and ``function.name`` come in the first fragment, ``arguments`` in pieces); a call becomes a
-  :class:`ToolCallRequest` as soon as it is whole — when a later index starts, or at the end;
-- ``finish_reason: "length"`` → :class:`Incomplete` (``max_completion_tokens``), and calls cut
-  off with it are dropped (their arguments are not whole JSON);
+- ``choices[0].delta.tool_calls[i]`` fragments (the backend's ``id`` and ``function.name``
+  come in the first fragment of index ``i``, ``arguments`` in pieces, calls possibly
+  interleaved) → a :class:`ToolCallDelta` each at once, numbered 0, 1, … in the order the
+  calls start; they are gathered by ``index`` and become whole :class:`ToolCallRequest`
+  values at the end, in that same order;
+- ``finish_reason: "length"`` → :class:`Incomplete` (``max_completion_tokens``), and the call
+  being written when it came is dropped (its arguments are not whole JSON), with any call
+  started after it;
 - ``usage`` (sent in a last chunk when ``stream_options.include_usage`` was honoured, or in a
   whole answer) → :class:`Usage`; without it, :meth:`Answer.finish` estimates it.
 """
@@ -26,6 +29,7 @@ from assistsync.server.runs.model import (
     Incomplete,
     ModelEvent,
     TextDelta,
+    ToolCallDelta,
     ToolCallRequest,
     Usage,
 )
@@ -61,6 +65,7 @@ def sse_data(lines: Iterable[str]) -> Iterator[str]:
 
 @dataclass
 class _Call:
+    order: int  # the call's v1 index: calls are numbered in the order they start
     name: str = ""
     arguments: list[str] = field(default_factory=list)
 
@@ -131,32 +136,42 @@ class Answer:
             self.text_chars += len(text)
             yield TextDelta(text)
         for fragment in delta.get("tool_calls") or ():
-            index = int(fragment.get("index", len(self._calls)))
-            if self._open is not None and index != self._open and self._open in self._calls:
-                yield from self._close(self._open)
-            call = self._calls.setdefault(index, _Call())
-            self._open = index
             function = fragment.get("function") or {}
-            if function.get("name"):
-                call.name += function["name"]
-            if function.get("arguments"):
-                call.arguments.append(function["arguments"])
-
-    def _close(self, index: int) -> Iterator[ModelEvent]:
-        call = self._calls.pop(index)
-        arguments = "".join(call.arguments) or "{}"
-        self._call_chars += len(call.name) + len(arguments)
-        self.started = True
-        yield ToolCallRequest(call.name, arguments)
+            if "index" in fragment:
+                index = int(fragment["index"])
+            elif self._open is not None and not fragment.get("id") and not function.get("name"):
+                index = self._open  # no index: a fragment without id or name continues a call
+            else:
+                index = max(self._calls, default=-1) + 1
+            call = self._calls.get(index)
+            new = call is None
+            if call is None:
+                call = self._calls[index] = _Call(len(self._calls))
+            self._open = index
+            name = function.get("name") or None
+            arguments = function.get("arguments") or ""
+            if name:
+                call.name += name
+            if arguments:
+                call.arguments.append(arguments)
+            if new or name or arguments:
+                self.started = True
+                yield ToolCallDelta(call.order, name, arguments)
 
     def finish(self) -> Iterator[ModelEvent]:
         """The events after the last chunk: the last call, usage, and a cut-off answer."""
         cut = self.finish_reason == "length"
-        if self._open is not None and self._open in self._calls:
-            if cut:
-                self._calls.clear()  # its arguments stopped mid-JSON: no call to make
-            else:
-                yield from self._close(self._open)
+        if cut and self._open in self._calls:
+            # The call being written stopped mid-JSON: no call. Calls started after it go too
+            # (interleaved, they may be unfinished as well), so the whole calls stay the
+            # first ones streamed, as the model interface promises.
+            cutoff = self._calls[self._open].order
+            self._calls = {i: c for i, c in self._calls.items() if c.order < cutoff}
+        for call in sorted(self._calls.values(), key=lambda call: call.order):
+            arguments = "".join(call.arguments) or "{}"
+            self._call_chars += len(call.name) + len(arguments)
+            yield ToolCallRequest(call.name, arguments)
+        self._calls.clear()
         yield self.usage or Usage(
             self.prompt_estimate, tokens_of_chars(self.text_chars + self._call_chars)
         )

@@ -50,6 +50,7 @@ from assistsync.server.runs.model import (
     RunConfig,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolCallRequest,
     Turn,
     Usage,
@@ -111,6 +112,7 @@ class EchoModel:
                 yield calls
                 return
             if calls:
+                yield from _fragments(calls)
                 yield from calls
                 completion = sum(len(c.name) + len(c.arguments) for c in calls)
                 yield Usage(prompt, tokens(completion))
@@ -138,6 +140,21 @@ def _prompt_chars(config: RunConfig, turns: Sequence[Turn]) -> int:
         for call in turn.tool_calls:
             total += len(call.name) + len(call.arguments) + len(call.output or "")
     return total
+
+
+def _fragments(calls: Sequence[ToolCallRequest]) -> Iterator[ToolCallDelta]:
+    """The calls written in pieces as a streaming backend writes them: each call's arguments
+    in up to three fragments, one call after the other (as the hosted API streamed parallel
+    calls, so SDK handlers see each call created once, then its deltas)."""
+    for index, call in enumerate(calls):
+        for number, part in enumerate(_thirds(call.arguments)):
+            yield ToolCallDelta(index, call.name if number == 0 else None, part)
+
+
+def _thirds(text: str) -> list[str]:
+    """``text`` in up to three non-empty pieces that join to it (one piece if it is empty)."""
+    size = max(1, math.ceil(len(text) / 3))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [text]
 
 
 def _calls(config: RunConfig, lines: Sequence[str]) -> list[ToolCallRequest] | Failure:

@@ -56,6 +56,7 @@ from assistsync.server.runs.model import (
     RunConfig,
     TextDelta,
     ToolCall,
+    ToolCallDelta,
     ToolCallRequest,
     Turn,
     Usage,
@@ -517,8 +518,11 @@ class RunEngine:
                     f"{', '.join(missing)}. Submit every output of the run in one request.",
                     "tool_outputs",
                 )
+            # The waiting tool_calls step (a streamed one may be older than the turn's message).
             step_row = db.execute(
-                "SELECT body, usage FROM run_steps WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                "SELECT body, usage FROM run_steps WHERE run_id = ? "
+                "AND json_extract(body, '$.type') = 'tool_calls' "
+                "AND json_extract(body, '$.status') = 'in_progress' ORDER BY seq DESC LIMIT 1",
                 (run_id,),
             ).fetchone()
             step: Json = json.loads(step_row["body"])
@@ -955,6 +959,10 @@ def _config(run: Json) -> RunConfig:
     )
 
 
+_Opening = tuple[Json, list[tuple[str, Json]]]
+"""A new step's details, and the events to publish after the step's own."""
+
+
 class _TurnWriter:
     """Turns a model's events into steps, messages and run changes as they arrive."""
 
@@ -972,6 +980,8 @@ class _TurnWriter:
         self.incomplete: str | None = None
         self.step: Json | None = None
         self.message: Json | None = None
+        self.tool_step: Json | None = None  # opened by the first ToolCallDelta
+        self.call_ids: list[str] = []  # the streamed calls' ids, by index
         self.dropped = False  # the run ended before its message could be created
         self.ended_message: str | None = None
 
@@ -1001,6 +1011,8 @@ class _TurnWriter:
                 },
             }
             self.engine.publish_delta(self.run_id, "thread.message.delta", delta)
+        elif isinstance(event, ToolCallDelta):
+            self._stream_call(event)
         elif isinstance(event, ToolCallRequest):
             self.calls.append(event)
         elif isinstance(event, Usage):
@@ -1011,28 +1023,75 @@ class _TurnWriter:
         elif isinstance(event, Failure):
             self.failure = event
 
+    def _stream_call(self, event: ToolCallDelta) -> None:
+        """Publish a fragment of a call as a step delta (the step opens with the first).
+
+        The first delta of a call carries its ``id``, ``type`` and ``name``; later ones only
+        the next piece of ``arguments`` (clients concatenate strings by ``index``, so
+        repeating the id would corrupt it). What is recorded is decided in :meth:`close`."""
+        if self.dropped or event.index < 0:
+            return
+        if self.tool_step is None:
+            self._open_tool_step()
+        if self.tool_step is None:
+            return
+        call: Json = {"index": event.index, "type": "function"}
+        function: Json = {"arguments": event.arguments}
+        if event.index >= len(self.call_ids):
+            while len(self.call_ids) <= event.index:
+                self.call_ids.append(new_id("call_"))
+            call["id"] = self.call_ids[event.index]
+            function = {"name": event.name or "", "arguments": event.arguments, "output": None}
+        elif event.name:
+            function["name"] = event.name
+        call["function"] = function
+        delta = {
+            "id": self.tool_step["id"],
+            "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+        }
+        self.engine.publish_delta(self.run_id, "thread.run.step.delta", delta)
+
+    def _open_tool_step(self) -> None:
+        def details(db: sqlite3.Connection, run: Json, now: int) -> _Opening:
+            return {"type": "tool_calls", "tool_calls": []}, []
+
+        self.tool_step = self._open_step(details)
+
     def _open_message(self) -> None:
+        def details(db: sqlite3.Connection, run: Json, now: int) -> _Opening:
+            message = self.engine.messages.create_assistant_message(
+                db, self.thread_id, run["assistant_id"], self.run_id, now
+            )
+            self.message = message
+            events = [("thread.message.created", message), ("thread.message.in_progress", message)]
+            return {
+                "type": "message_creation",
+                "message_creation": {"message_id": message["id"]},
+            }, events
+
+        self.step = self._open_step(details)
+
+    def _open_step(
+        self, details: Callable[[sqlite3.Connection, Json, int], _Opening]
+    ) -> Json | None:
+        """Open an in-progress step, or None when the run was cancelled or expired meanwhile
+        (then nothing is created, and close() settles the run). ``details`` makes the step's
+        details in the same transaction, with events to publish after the step's own."""
         engine = self.engine
         now = engine._now()
         with engine._commit() as (db, pending):
             run = engine._run_row(db, self.thread_id, self.run_id)
             if run["status"] != "in_progress":
-                # Cancelled or expired meanwhile: create nothing; close() settles the run.
                 self.dropped = True
-                return
-            message = engine.messages.create_assistant_message(
-                db, self.thread_id, run["assistant_id"], self.run_id, now
-            )
-            details = {
-                "type": "message_creation",
-                "message_creation": {"message_id": message["id"]},
-            }
-            step = engine._new_step(db, run, details, now)
+                return None
+            step_details, events = details(db, run, now)
+            step = engine._new_step(db, run, step_details, now)
             pending.add(self.run_id, "thread.run.step.created", step)
             pending.add(self.run_id, "thread.run.step.in_progress", step)
-            pending.add(self.run_id, "thread.message.created", message)
-            pending.add(self.run_id, "thread.message.in_progress", message)
-            self.step, self.message = step, message
+            for name, data in events:
+                pending.add(self.run_id, name, data)
+            return step
 
     def close(self) -> None:
         """Settle the run after the model's last event."""
@@ -1077,6 +1136,14 @@ class _TurnWriter:
             if self.calls and self.failure is None:
                 self._require_action(db, pending, run, now)
                 return
+            if self.tool_step is not None:
+                # Every streamed call was cut off: the step ends with no call in it.
+                step = self.tool_step
+                step["status"] = "completed"
+                step["completed_at"] = now
+                step["usage"] = _usage_object(list(self.usage if self.step is None else (0, 0)))
+                engine._save_step(db, step)
+                pending.add(self.run_id, "thread.run.step.completed", step)
             engine._finish(db, pending, run, "completed", now, incomplete=self.incomplete)
 
     def _estimated_usage(self) -> tuple[int, int]:
@@ -1102,25 +1169,37 @@ class _TurnWriter:
     def _require_action(
         self, db: sqlite3.Connection, pending: _Pending, run: Json, now: int
     ) -> None:
+        # The k-th whole call is the one streamed with index k (keeping the id clients saw);
+        # a streamed call with no whole call (cut off) is left out of the step.
+        ids = self.call_ids + [new_id("call_") for _ in self.calls[len(self.call_ids) :]]
         calls: list[Json] = [
             {
-                "id": new_id("call_"),
+                "id": call_id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments, "output": None},
             }
-            for call in self.calls
+            for call_id, call in zip(ids, self.calls, strict=False)
         ]
         # The step's usage waits (hidden) until the outputs are submitted.
         usage = self.usage if self.step is None else (0, 0)
-        step = self.engine._new_step(
-            db, run, {"type": "tool_calls", "tool_calls": calls}, now, usage
-        )
-        # Streamed as the hosted API did: the step is created empty, then each call
-        # arrives as a delta (clients accumulate the deltas into the step).
-        created = {**step, "step_details": {"type": "tool_calls", "tool_calls": []}}
-        pending.add(self.run_id, "thread.run.step.created", created)
-        pending.add(self.run_id, "thread.run.step.in_progress", created)
-        for index, call in enumerate(calls):
+        details = {"type": "tool_calls", "tool_calls": calls}
+        if self.tool_step is not None:
+            step = self.tool_step
+            step["step_details"] = details
+            self.engine._save_step(db, step)
+            db.execute(
+                "UPDATE run_steps SET usage = ? WHERE id = ?", (dumps(list(usage)), step["id"])
+            )
+            unstreamed = list(enumerate(calls))[len(self.call_ids) :]
+        else:
+            step = self.engine._new_step(db, run, details, now, usage)
+            # Streamed as the hosted API did: the step is created empty, then each call
+            # arrives as a delta (clients accumulate the deltas into the step).
+            created = {**step, "step_details": {"type": "tool_calls", "tool_calls": []}}
+            pending.add(self.run_id, "thread.run.step.created", created)
+            pending.add(self.run_id, "thread.run.step.in_progress", created)
+            unstreamed = list(enumerate(calls))
+        for index, call in unstreamed:
             delta = {
                 "id": step["id"],
                 "object": "thread.run.step.delta",

@@ -7,8 +7,13 @@ them). The backend answers with an iterator of :data:`ModelEvent` values, produc
 answer is produced so that streaming clients see text as it is written:
 
 - :class:`TextDelta` — a piece of the assistant's message text;
+- :class:`ToolCallDelta` — optional: a fragment of a call being written, so that streaming
+  clients see the call as it is written (fragments of call ``index`` concatenate to its
+  arguments; calls are numbered 0, 1, … in the order their first fragment comes);
 - :class:`ToolCallRequest` — a function the model wants called (several per turn are parallel
-  calls; the engine gives each its unique ``call_…`` id);
+  calls; the engine gives each its unique ``call_…`` id). The whole calls are the source of
+  truth: the ``k``-th request is the call whose fragments had ``index`` ``k`` (if any were
+  sent), and a call that was streamed but never requested (cut off) is dropped;
 - :class:`Usage` — tokens used by this turn (sent once, last; the engine sums turns);
 - :class:`Incomplete` — the answer was cut short by ``max_prompt_tokens`` /
   ``max_completion_tokens`` (the run still ends ``completed``, with ``incomplete_details``);
@@ -132,6 +137,16 @@ class ToolCallRequest:
 
 
 @dataclass(frozen=True)
+class ToolCallDelta:
+    """A fragment of call ``index`` (0, 1, … in order of first fragment): ``name`` comes with
+    its first fragment only, ``arguments`` is the next piece of its JSON arguments."""
+
+    index: int
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Usage:
     """Tokens this turn used."""
 
@@ -154,7 +169,7 @@ class Failure:
     message: str
 
 
-ModelEvent = TextDelta | ToolCallRequest | Usage | Incomplete | Failure
+ModelEvent = TextDelta | ToolCallDelta | ToolCallRequest | Usage | Incomplete | Failure
 
 
 class Model(Protocol):
