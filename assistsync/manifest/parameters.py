@@ -75,7 +75,8 @@ def _plainly_valid(schema: object, depth: int = 0) -> bool:
         return False
     kind = schema.get("type", "string")
     if type(kind) is list:
-        if not kind or len(set(kind)) != len(kind) or any(type(k) is not str for k in kind):
+        # strings first: set() of a list holding a list would raise
+        if not kind or any(type(k) is not str for k in kind) or len(set(kind)) != len(kind):
             return False
         if not set(kind) <= _SIMPLE_TYPES:
             return False

@@ -79,4 +79,8 @@ def test_anything_unusual_goes_to_the_meta_schema() -> None:
     assert not _plainly_valid({"type": "object", "$schema": "x"})
     assert not _plainly_valid({"type": ["string", "string"]})
     assert not _plainly_valid({"properties": {"a": True}})
+    # unhashable members (found by the parameters-file fuzz test) are "not sure", not a crash
+    assert not _plainly_valid({"type": [[]]})
+    assert not _plainly_valid({"type": "object", "required": [{}]})
+    assert schema_problems({"type": [[]]}) != []
     assert schema_problems({"type": "objekt"}) != []
