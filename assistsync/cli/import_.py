@@ -162,8 +162,8 @@ def _report(target: Target, result: ImportResult) -> int:
     if renamed:
         click.echo(
             f"\n{len(renamed)} key{'s were' if len(renamed) != 1 else ' was'} made unique with a "
-            "suffix (names that slugify alike); rename them in the manifests before the first "
-            "apply if you like (a key is an assistant's identity)."
+            "suffix (names that slugify alike). Keys are identities: renaming one in a manifest "
+            "later replaces its assistant with a new one (see them first with --dry-run)."
         )
     rel = [p.relative_to(target.root).as_posix() for p in result.files]
     if result.dry_run:

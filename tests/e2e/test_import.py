@@ -109,6 +109,8 @@ def test_every_field_imports_and_the_next_plan_is_empty(
     # keys: slugified, de-duplicated and reported, unicode folded or replaced
     assert "support-bot-2" in result.out
     assert "(key support-bot was taken)" in result.out
+    # renaming an imported key later replaces the assistant: the note must not invite it
+    assert "renaming one in a manifest later replaces its assistant" in result.out
     lock = p.lock()
     keys = {entry["id"]: key for key, entry in lock["assistants"].items()}
     assert keys[account["full"]["id"]] == "support-bot"
