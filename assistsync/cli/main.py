@@ -107,16 +107,21 @@ def cli(
 
 def _register() -> None:
     from assistsync.cli.apply import apply_command
+    from assistsync.cli.import_ import import_command
     from assistsync.cli.plan import plan_command
     from assistsync.cli.test import test_command
     from assistsync.cli.validate import validate_command
     from assistsync.server.command import server_command
 
-    for command in (validate_command, plan_command, apply_command, test_command, server_command):
+    for command in (
+        validate_command,
+        plan_command,
+        apply_command,
+        import_command,
+        test_command,
+        server_command,
+    ):
         cli.add_command(command)
-    from assistsync.cli.import_ import import_command
-
-    cli.add_command(import_command)
 
 
 _register()

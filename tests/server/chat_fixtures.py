@@ -7,12 +7,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from chat_testkit import StandIn
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Text, TextDelta
-from runs_testkit import FUNCTIONS, WAIT_S, check_any
+from runs_testkit import FUNCTIONS, WAIT_S, sdk_for
 from server_testkit import ServerFactory
 
 from assistsync.server.backends import ChatBackend, ChatSettings
@@ -82,14 +81,7 @@ class ChatServer:
         self.engine.tick()
 
     def sdk(self) -> OpenAI:
-        http = httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S)
-        return OpenAI(
-            base_url=self.handle.base_url,
-            api_key="sk-test-key",
-            http_client=http,
-            _strict_response_validation=True,
-            max_retries=0,
-        )
+        return sdk_for(self.handle.base_url)
 
     def close(self) -> None:
         self.handle.stop()

@@ -362,18 +362,24 @@ class RunServer:
         )
 
 
+def sdk_for(base_url: str) -> OpenAI:
+    """The official SDK on the server at ``base_url``, as a v1 user would build it (strict
+    response validation, its own httpx client), with every response also checked against the
+    spec. Closing the client closes its httpx client."""
+    return OpenAI(
+        base_url=base_url,
+        api_key="sk-test-key",
+        http_client=httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S),
+        _strict_response_validation=True,
+        max_retries=0,
+    )
+
+
 @contextlib.contextmanager
 def sdk_client(runs: RunServer) -> Iterator[OpenAI]:
-    """The official SDK on ``runs``' server, as a v1 user would build it (strict response
-    validation, its own httpx client), with every response also checked against the spec."""
-    http = httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S)
+    """:func:`sdk_for` on ``runs``' server, closed afterwards."""
+    client = sdk_for(runs.handle.base_url)
     try:
-        yield OpenAI(
-            base_url=runs.handle.base_url,
-            api_key="sk-test-key",
-            http_client=http,
-            _strict_response_validation=True,
-            max_retries=0,
-        )
+        yield client
     finally:
-        http.close()
+        client.close()
