@@ -4,22 +4,12 @@ is empty, and the import's requests are exactly the floor with tags (no timing a
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from benchrun import run_benchmark
 
 
 def test_import_benchmark_runs_at_the_request_floor() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.importing", "--size", "40", "--latency-ms", "0"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_benchmark("benchmarks.importing", "--size", "40", "--latency-ms", "0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "The next plan: empty" in proc.stdout
     row = re.search(r"\| requests \| ([\d,]+) \| ([\d,]+) \| ([\d,]+) \|", proc.stdout)

@@ -7,12 +7,10 @@ every case ran, every apply succeeded, requests were counted, and a plan cost it
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from benchrun import run_benchmark
 
 KINDS = {
     "apply-empty",
@@ -33,38 +31,29 @@ KINDS = {
 
 def test_benchmark_runs_at_tiny_sizes(tmp_path: Path) -> None:
     out_json = tmp_path / "results.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks",
-            "--sizes",
-            "5",
-            "--latency-ms",
-            "0",
-            "--rate-limit-rpm",
-            "60000",
-            "--large-file-mb",
-            "1",
-            "--startup-runs",
-            "1",
-            "--repeats",
-            "1",
-            "--growth",
-            "5",
-            "--server-requests",
-            "20",
-            "--workdir",
-            str(tmp_path / "work"),
-            "--json",
-            str(out_json),
-            "--only-core",  # each companion case has a smoke test of its own
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    proc = run_benchmark(
+        "benchmarks",
+        "--sizes",
+        "5",
+        "--latency-ms",
+        "0",
+        "--rate-limit-rpm",
+        "60000",
+        "--large-file-mb",
+        "1",
+        "--startup-runs",
+        "1",
+        "--repeats",
+        "1",
+        "--growth",
+        "5",
+        "--server-requests",
+        "20",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--json",
+        str(out_json),
+        "--only-core",  # each companion case has a smoke test of its own
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Traceback" not in proc.stderr
