@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from assistsync.testing.suite import SuiteOptions
 
 RECORDINGS = "tests/recordings"
+JUDGE_RECORDINGS = f"{RECORDINGS}/judge"
 
 
 @click.command("test")
 @click.option("--planned", is_flag=True, help="Test temporary copies of the manifests' assistants.")
 @click.option(
-    "--record", is_flag=True, help=f"Store every model answer under {RECORDINGS}/ (sandbox)."
+    "--record",
+    is_flag=True,
+    help=f"Store every model answer (and judge's grade) under {RECORDINGS}/ (sandbox).",
 )
 @click.option(
     "--replay", is_flag=True, help=f"Answer from {RECORDINGS}/ instead of the model (sandbox)."
@@ -89,18 +92,29 @@ def test_command(
             "--sandbox, or run 'assistsync server --record DIR' (or '--replay DIR') and "
             "point OPENAI_BASE_URL at it without these options"
         )
-    from assistsync.testing.judging import judge_from_env
+    from assistsync.testing.assertions import Judge
+    from assistsync.testing.judging import RecordedJudge, judge_from_env
 
     project = load(settings)
-    judge, judge_client = judge_from_env()
+    mode = "record" if record else "replay" if replay else None
+    # A replay grades from the recorded grades, so it needs no judge (and calls none).
+    live_judge, judge_client = judge_from_env() if mode != "replay" else (None, None)
+    judge: Judge | None = live_judge
+    recorded: RecordedJudge | None = None
+    if replay or (record and live_judge is not None):
+        judge = recorded = RecordedJudge(
+            project.root / JUDGE_RECORDINGS, "replay" if replay else "record", live_judge
+        )
     try:
         cases = select(project, pattern, judged=judge is not None)
-        mode = "record" if record else "replay" if replay else None
         options = SuiteOptions(
             planned=planned, concurrency=concurrency, pattern=pattern, judge=judge
         )
         with _client(settings, project, mode, prune=pattern is None) as client:
-            return _run(settings, project, client, cases, options, fmt, junit)
+            code = _run(settings, project, client, cases, options, fmt, junit)
+        if recorded is not None and mode == "record" and pattern is None:
+            _removed(recorded.prune(), "judge's grade")
+        return code
     finally:
         if judge_client is not None:
             judge_client.close()
@@ -143,13 +157,15 @@ def _recording_sandbox(project: Project, mode: str, prune: bool) -> Iterator[Api
     ):
         yield client
     if mode == "record" and prune:
-        removed = [path for recorder in recorders for path in recorder.prune()]
-        if removed:
-            n = len(removed)
-            click.echo(
-                f"Removed {n} recording{'s' if n != 1 else ''} no test asks for any more.",
-                err=True,
-            )
+        _removed([path for recorder in recorders for path in recorder.prune()], "recording")
+
+
+def _removed(paths: list[Path], what: str) -> None:
+    if paths:
+        n = len(paths)
+        click.echo(
+            f"Removed {n} {what}{'s' if n != 1 else ''} no test asks for any more.", err=True
+        )
 
 
 def _run(

@@ -55,7 +55,14 @@ class TurnResult:
 
 
 Judge = Callable[[str, TurnResult], float]
-"""Grades a turn against a rubric: 0 (fails it completely) to 1 (meets it fully)."""
+"""Grades a turn against a rubric: 0 (fails it completely) to 1 (meets it fully).
+
+A judge that cannot grade this turn (a replayed grade that was never recorded) raises
+:class:`Ungraded`, which fails the assertion with its message."""
+
+
+class Ungraded(Exception):
+    """The judge has no grade for this turn; ``str(exc)`` says why and what to do."""
 
 
 def subset(expected: Any, actual: Any) -> bool:
@@ -156,7 +163,10 @@ def evaluate(check: Check, result: TurnResult, judge: Judge | None = None) -> st
         assert a.rubric is not None
         if judge is None:
             return "rubric needs a judge model, and none is configured (ASSISTSYNC_JUDGE_MODEL)"
-        grade = judge(a.rubric, result)
+        try:
+            grade = judge(a.rubric, result)
+        except Ungraded as exc:
+            return str(exc)
         threshold = a.threshold if a.threshold is not None else DEFAULT_RUBRIC_THRESHOLD
         if grade >= threshold:
             return None

@@ -282,6 +282,79 @@ def test_rubrics_are_graded_through_the_chat_backend(project: Project) -> None:
     assert CHAT_KEY not in refused.all
 
 
+JUDGE_REPLAY_MISS = (
+    "the judge's grade of this turn was not recorded (the rubric or the turn changed since "
+    "--record); re-record with --record"
+)
+
+
+def test_judge_grades_are_recorded_and_replayed_without_a_judge(project: Project) -> None:
+    project.write("tests/orders.yaml", RUBRICS)
+    standin = kit.StandIn()
+    env = {
+        **_chat_env(standin.url),
+        "ASSISTSYNC_JUDGE_MODEL": "grader-1",
+        "ASSISTSYNC_JUDGE_KEY_ENV": "JUDGE_KEY",
+        "JUDGE_KEY": JUDGE_KEY,
+    }
+    args = ("--sandbox", "test", "--planned", "--concurrency", "1")
+    try:
+        standin.script(kit.text("30 days."), _grade(0.9), kit.text("30 days."), _grade(0.3))
+        first = project.run(*args, "--record", env=env)
+        grades = {
+            p.name: p.read_bytes() for p in sorted(project.root.glob("tests/recordings/judge/*"))
+        }
+        standin.script(kit.text("30 days."), _grade(0.9), kit.text("30 days."), _grade(0.3))
+        again = project.run(*args, "--record", env=env)
+    finally:
+        standin.close()
+    assert first.code == again.code == 1, first.all + again.all
+    assert "the judge graded 0.30 against the rubric, below 0.7" in first.out
+    # one file per graded turn, byte-identical when recorded again (no timings, no ids)
+    assert len(grades) == 2
+    again_grades = {
+        p.name: p.read_bytes() for p in sorted(project.root.glob("tests/recordings/judge/*"))
+    }
+    assert again_grades == grades
+    bodies = [json.loads(raw) for raw in grades.values()]
+    assert sorted(b["grade"] for b in bodies) == [0.3, 0.9]
+    window = next(b for b in bodies if b["grade"] == 0.9)
+    assert window["rubric"] == "The answer states the return window"
+    assert window["turn"]["answer"] == "30 days."
+    for raw in grades.values():
+        text = raw.decode()
+        assert JUDGE_KEY not in text
+        assert "grader-1" not in text
+        assert not re.search(r"(asst|thread|run|msg|call)_", text)
+    # the model's answers stay beside them, and the model recorder leaves the grades alone
+    assert len(_recordings(project)) == 1  # both tests asked the same question
+
+    # replay: no backend, no judge configured; the same results
+    replayed = project.run(*args, "--replay")
+    assert replayed.code == 1, replayed.all
+    assert _timeless(replayed.out) == _timeless(first.out)
+    assert len(standin.requests) == 8  # replay asked nobody anything
+
+    # a changed rubric has no recorded grade: that assertion fails, saying to re-record
+    project.write(
+        "tests/orders.yaml", RUBRICS.replace("states the return window", "states the window")
+    )
+    changed = project.run(*args, "--replay")
+    assert changed.code == 1, changed.all
+    assert "FAILED states-window (order-helper)" in changed.out
+    assert JUDGE_REPLAY_MISS in changed.out
+
+    # a full re-record prunes the grade nobody asks for any more
+    standin = kit.StandIn()
+    try:
+        standin.script(kit.text("30 days."), _grade(0.8), kit.text("30 days."), _grade(0.3))
+        rerecorded = project.run(*args, "--record", env={**env, **_chat_env(standin.url)})
+    finally:
+        standin.close()
+    assert "Removed 1 judge's grade no test asks for any more." in rerecorded.err
+    assert len(list(project.root.glob("tests/recordings/judge/*.json"))) == 2
+
+
 def test_recording_without_the_sandbox_points_at_the_server_options(project: Project) -> None:
     result = project.run("test", "--replay")
     assert result.code == 1, result.all
