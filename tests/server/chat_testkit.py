@@ -45,6 +45,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     usage: tuple[int, int] | None = (11, 7)
     interleave: bool = False
+    held: int = 0  # stall: call fragments streamed before the wait
 
 
 def text(*chunks: str, finish: str = "stop", usage: tuple[int, int] | None = (11, 7)) -> Reply:
@@ -73,10 +74,12 @@ def drop(*chunks: str) -> Reply:
     return Reply("drop", chunks=chunks)
 
 
-def stall(*chunks: str) -> Reply:
-    """Stream ``chunks``, then wait: until :meth:`StandIn.release` (then the answer ends as
-    usual) or until the client hangs up (recorded in :attr:`StandIn.hangups`)."""
-    return Reply("stall", chunks=chunks)
+def stall(*chunks: str, calls: tuple[tuple[str, str], ...] = (), fragments: int = 0) -> Reply:
+    """Stream ``chunks`` (and the first ``fragments`` argument fragments of ``calls``, two per
+    call), then wait: until :meth:`StandIn.release` (then the answer ends as usual) or until
+    the client hangs up (recorded in :attr:`StandIn.hangups`)."""
+    finish = "tool_calls" if calls else "stop"
+    return Reply("stall", chunks=chunks, calls=calls, finish=finish, held=fragments)
 
 
 @dataclass
@@ -93,7 +96,7 @@ class StandIn:
     requests: list[Json] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     hangups: int = 0
-    """Stalled answers whose client hung up."""
+    """Answers whose client hung up before their end (stalled ones, mostly)."""
     in_flight: int = 0
     max_in_flight: int = 0
     """The most requests it was answering at once."""
@@ -189,7 +192,7 @@ class StandIn:
         handler.send_header("transfer-encoding", "chunked")
         handler.end_headers()
         if reply.kind in ("drop", "stall"):
-            sent = 1 + len(reply.chunks)  # the role chunk, then the text
+            sent = 1 + len(reply.chunks) + reply.held  # the role chunk, the text, fragments
             for chunk in chunks[:sent]:
                 _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
             chunks = chunks[sent:]
@@ -197,10 +200,15 @@ class StandIn:
                 handler.close_connection = True
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 return None
-        for chunk in chunks:
-            _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
-        _write_chunk(handler, "data: [DONE]\n\n")
-        _write_chunk(handler, "")
+        try:
+            for chunk in chunks:
+                _write_chunk(handler, f"data: {json.dumps(chunk)}\n\n")
+            _write_chunk(handler, "data: [DONE]\n\n")
+            _write_chunk(handler, "")
+        except (BrokenPipeError, ConnectionResetError):
+            # Hung up on after all (a release racing the hang-up): recorded the same way.
+            handler.close_connection = True
+            self._hung_up()
         return None
 
     def _stall(self, handler: BaseHTTPRequestHandler) -> bool:
@@ -209,11 +217,14 @@ class StandIn:
         while not self._released.wait(0.01):
             readable, _, _ = select.select([conn], [], [], 0)
             if readable and not conn.recv(1, socket.MSG_PEEK):
-                with self._cond:
-                    self.hangups += 1
-                    self._cond.notify_all()
+                self._hung_up()
                 return False
         return True
+
+    def _hung_up(self) -> None:
+        with self._cond:
+            self.hangups += 1
+            self._cond.notify_all()
 
     def _chunks(self, body: Json, reply: Reply) -> list[Json]:
         base = {

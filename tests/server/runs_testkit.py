@@ -15,7 +15,7 @@ import json
 import queue
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -362,14 +362,15 @@ class RunServer:
         )
 
 
-def sdk_for(base_url: str) -> OpenAI:
+def sdk_for(base_url: str, check: Callable[[httpx.Response], None] = check_any) -> OpenAI:
     """The official SDK on the server at ``base_url``, as a v1 user would build it (strict
     response validation, its own httpx client), with every response also checked against the
-    spec. Closing the client closes its httpx client."""
+    spec (by ``check``, its client's response hook). Closing the client closes its httpx
+    client."""
     return OpenAI(
         base_url=base_url,
         api_key="sk-test-key",
-        http_client=httpx.Client(event_hooks={"response": [check_any]}, timeout=WAIT_S),
+        http_client=httpx.Client(event_hooks={"response": [check]}, timeout=WAIT_S),
         _strict_response_validation=True,
         max_retries=0,
     )
