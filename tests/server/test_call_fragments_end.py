@@ -7,7 +7,8 @@ The SDK's http client checks each event as it passes (:func:`live_testkit.live_s
 acts on an event while the run is still in progress, so the stream must not be read whole first.
 Checked: the stream ends with the terminal events, the half-written ``tool_calls`` step ends
 with the run (status, its timestamp), no ``required_action`` asks for the half call, the
-backend connection is closed, and the thread takes the next run (nothing is left stuck)."""
+backend connection is closed, the run's usage counts the call as far as it was written (the
+same whichever ended it), and the thread takes the next run (nothing is left stuck)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from openai import OpenAI
 from openai.types.beta import AssistantStreamEvent
 from runs_testkit import FUNCTIONS
 from server_testkit import ServerFactory
+
+from assistsync.server.runs.echo import tokens
 
 __all__ = ["standin"]  # fixtures
 
@@ -78,6 +81,12 @@ def _ended(
     assert run.required_action is None
     assert run.expires_at is None
     assert run.last_error is None
+    # Counted as the echo model counts (one token per 4 characters): the prompt, and the call
+    # as far as it was written (its name and the first half of its arguments).
+    name, arguments = CALL
+    assert run.usage is not None
+    assert run.usage.prompt_tokens == tokens(len("Where is 7?"))
+    assert run.usage.completion_tokens == tokens(len(name) + len(arguments) // 2)
     [step] = sdk.beta.threads.runs.steps.list(run.id, thread_id=thread_id).data
     assert step.type == "tool_calls"
     assert step.status == status

@@ -13,10 +13,11 @@ Lifecycle (API.md, "Threads, messages, runs and run steps")::
 A created run is ``queued`` with ``expires_at = created_at + run_expiry_s``; every status sets
 its timestamp; terminal runs have ``expires_at`` null, ``expired`` ones included (the run object
 has no ``expired_at``; their open steps record it). ``usage`` is null until the run ends, then
-the sum of its steps' (a run cut short counts the text written so far, estimated when the
-model had not reported usage yet). Each turn of the model becomes a step: ``message_creation``
-(its assistant message streamed as it is written) or ``tool_calls`` (``in_progress`` until the
-outputs come, then ``completed`` with each ``output`` filled).
+the sum of its steps' (a run cancelled or expired mid-answer counts what the model had written
+so far — text and streamed call fragments — estimated when it had not reported usage yet).
+Each turn of the model becomes a step: ``message_creation`` (its assistant message streamed as
+it is written) or ``tool_calls`` (``in_progress`` until the outputs come, then ``completed``
+with each ``output`` filled).
 
 Time comes from an injected :class:`~.clock.Clock`: expiry happens in :meth:`RunEngine.tick`,
 called by a timer thread in production and by tests after advancing a manual clock.
@@ -206,6 +207,7 @@ class RunEngine:
         self._queue_cond = threading.Condition()
         self._busy: set[str] = set()  # runs a worker is executing now
         self._stop_runs: set[str] = set()  # ... and that it should stop (cancelled, expired)
+        self._writers: dict[str, _TurnWriter] = {}  # ... and the turn each is writing
         self._subs: dict[str, list[Subscription]] = {}
         self._waiters: dict[str, list[threading.Event]] = {}  # see wait_for
         self._stopping = False
@@ -563,6 +565,9 @@ class RunEngine:
                 run = json.loads(row["body"])
                 if run["status"] == "in_progress":
                     stop.append(run["id"])
+                    # Counted here, as a cancel counts it: the worker's close() finds the run
+                    # settled and leaves it.
+                    self._add_usage(db, run["id"], self._usage_so_far(run["id"]))
                 self._end_open_steps(db, pending, run, "expired", now)
                 self._finish(db, pending, run, "expired", now)
         for run_id in stop:
@@ -601,6 +606,12 @@ class RunEngine:
                 self._stop_runs.add(run_id)
         self.clock.interrupt()
 
+    def _usage_so_far(self, run_id: str) -> tuple[int, int]:
+        """The usage of the turn a worker is writing for the run (none: nothing yet)."""
+        with self._queue_cond:
+            writer = self._writers.get(run_id)
+        return (0, 0) if writer is None else writer.usage_so_far()
+
     def _should_stop(self, run_id: str) -> bool:
         return self._stopping or run_id in self._stop_runs
 
@@ -628,6 +639,7 @@ class RunEngine:
                 with self._queue_cond:
                     self._busy.discard(run_id)
                     self._stop_runs.discard(run_id)
+                    self._writers.pop(run_id, None)
                     self._queue_cond.notify_all()
 
     def _fail_after_crash(self, run_id: str) -> None:
@@ -682,6 +694,8 @@ class RunEngine:
         )
         writer = _TurnWriter(self, run)
         writer.request = request
+        with self._queue_cond:
+            self._writers[run_id] = writer
         try:
             try:
                 for event in retrieved.cite(self.models(config.model).respond(request)):
@@ -973,6 +987,7 @@ class _TurnWriter:
         self.text: list[str] = []
         self.annotations: list[Json] = []  # citations (see .retrieval_step)
         self.calls: list[ToolCallRequest] = []
+        self.call_chars = 0  # of the calls' streamed fragments (names and arguments)
         self.usage = (0, 0)
         self.reported = False  # the model sent its Usage
         self.request: ModelRequest | None = None  # what the model was asked (for estimates)
@@ -1035,6 +1050,7 @@ class _TurnWriter:
             self._open_tool_step()
         if self.tool_step is None:
             return
+        self.call_chars += len(event.name or "") + len(event.arguments)
         call: Json = {"index": event.index, "type": "function"}
         function: Json = {"arguments": event.arguments}
         if event.index >= len(self.call_ids):
@@ -1099,23 +1115,22 @@ class _TurnWriter:
         now = engine._now()
         with engine._commit() as (db, pending):
             run = engine._run_row(db, self.thread_id, self.run_id)
-            engine._add_usage(db, self.run_id, self.usage)
             status = run["status"]
+            if status not in ("in_progress", "cancelling"):
+                # Expired while the model ran: tick() has settled the run (its usage counted
+                # as a cancel counts it); keep what the message had received by then.
+                if self.message is not None:
+                    self._end_message(db, pending, now, "run_expired")
+                return
             if status == "cancelling":
-                if not self.reported:
-                    engine._add_usage(db, self.run_id, self._estimated_usage())
+                engine._add_usage(db, self.run_id, self.usage_so_far())
                 self._end_message(db, pending, now, "run_cancelled")
                 engine._end_open_steps(
                     db, pending, run, "cancelled", now, ended_message=self.ended_message
                 )
                 engine._finish(db, pending, run, "cancelled", now)
                 return
-            if status != "in_progress":
-                # Expired while the model ran: tick() has settled the run; keep what the
-                # message had received by then.
-                if self.message is not None:
-                    self._end_message(db, pending, now, "run_expired")
-                return
+            engine._add_usage(db, self.run_id, self.usage)
             if self.failure is not None:
                 error = {"code": self.failure.code, "message": self.failure.message}
                 self._end_message(db, pending, now, "run_failed")
@@ -1146,12 +1161,16 @@ class _TurnWriter:
                 pending.add(self.run_id, "thread.run.step.completed", step)
             engine._finish(db, pending, run, "completed", now, incomplete=self.incomplete)
 
-    def _estimated_usage(self) -> tuple[int, int]:
-        """The usage of a turn stopped before its model reported any: the prompt and the text
-        written so far, counted as the echo model counts (one token per 4 characters)."""
+    def usage_so_far(self) -> tuple[int, int]:
+        """The turn's usage: the model's report, else an estimate of the prompt and what was
+        written so far (text and call fragments), counted as the echo model counts (one token
+        per 4 characters). Also read by tick() on its own thread while the turn goes on (a
+        snapshot of counters that only grow)."""
+        if self.reported:
+            return self.usage
         request = self.request
         prompt = prompt_tokens(request.config, request.conversation) if request else 0
-        return prompt, tokens(len("".join(self.text)))
+        return prompt, tokens(sum(len(text) for text in self.text) + self.call_chars)
 
     def _end_message(
         self, db: sqlite3.Connection, pending: _Pending, now: int, reason: str | None
