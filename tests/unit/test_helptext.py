@@ -261,3 +261,51 @@ def test_columns_are_shutils(monkeypatch: pytest.MonkeyPatch, columns: str | Non
     else:
         monkeypatch.setenv("COLUMNS", columns)
     assert helptext._columns() == shutil.get_terminal_size().columns
+
+
+def _on_terminal(entry: tuple[str, str], argv: list[str], columns: int) -> tuple[str, str]:
+    """(what the terminal showed, stderr) of ``entry`` run on a pseudo-terminal this wide."""
+    import fcntl
+    import json
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                SCRIPT.format(setup="", module=entry[0], function=entry[1]),
+                json.dumps(argv),
+            ],
+            stdout=slave,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last writer has gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    return b"".join(chunks).decode().replace("\r\n", "\n"), err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+@pytest.mark.parametrize(("columns", "stored"), [(120, True), (80, True), (70, False)])
+def test_on_a_terminal_its_width_decides(columns: int, stored: bool) -> None:
+    shown, err = _on_terminal(FAST, ["--help"], columns)
+    click_shown, _ = _on_terminal(CLICK, ["--help"], columns)
+    assert shown == click_shown
+    assert err == f"[click imported: {not stored}, exit 0]\n"
+    assert (shown == HELP[""]) is stored
