@@ -83,7 +83,25 @@ def _both(
 
 
 def test_stored_help_is_what_click_renders_from_the_command_tree() -> None:
-    rendered = helptext.render()
+    # Rendered in a fresh interpreter, as the CLI runs: click caches a command's help option
+    # on first use, so a test that invoked a command on its own (without the group's "-h")
+    # would change what this process renders.
+    import json
+
+    rendered = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import json; from assistsync.cli import helptext; "
+                "print(json.dumps(helptext.render()))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
     stale = sorted(
         name or "(the group)"
         for name in rendered.keys() | HELP.keys()
