@@ -43,11 +43,11 @@ def stored_help(argv: list[str]) -> str | None:
     """
     if sys.platform == "win32" or len(argv) not in (1, 2) or argv[-1] not in HELP_OPTIONS:
         return None
-    from assistsync.cli.help_generated import HELP
+    from assistsync.cli.help_generated import HELP, NAMES
 
     command = argv[0] if len(argv) == 2 else ""
     text = HELP.get(command)
-    if text is None or not _written_as_is(text):
+    if text is None or argv[-1] not in NAMES[command] or not _written_as_is(text):
         return None
     if os.environ.get(COMPLETION_VARIABLE):
         return None
@@ -156,24 +156,33 @@ def write(text: str) -> int:
 # -- rendering (imports click and the whole command tree) -------------------------------------
 
 
-def render() -> dict[str, str]:
-    """click's help, as printed, for the group ("") and every command, at ``WIDTH``."""
+def render() -> tuple[dict[str, str], dict[str, list[str]]]:
+    """click's help, as printed, for the group ("") and every command, at ``WIDTH``; and the
+    names of each one's help option (a command's own ``-h`` would take that name from it)."""
+    import click
+
     from assistsync.cli.main import cli
 
+    def help_names(command: click.Command, ctx: click.Context) -> list[str]:
+        return command.get_help_option_names(ctx) if command.add_help_option else []
+
     texts: dict[str, str] = {}
+    names: dict[str, list[str]] = {}
     with cli.make_context("assistsync", [], resilient_parsing=True, terminal_width=WIDTH) as ctx:
         texts[""] = cli.get_help(ctx) + "\n"  # click.echo adds the newline
+        names[""] = help_names(cli, ctx)
         for name in cli.list_commands(ctx):
             command = cli.get_command(ctx, name)
             assert command is not None, name
             with command.make_context(name, [], parent=ctx, resilient_parsing=True) as sub:
                 texts[name] = command.get_help(sub) + "\n"
-    return texts
+                names[name] = help_names(command, sub)
+    return texts, names
 
 
-def module_text(texts: dict[str, str]) -> str:
-    """The source of ``help_generated.py`` holding ``texts`` (already as ``ruff format``
-    writes it, so that the formatter's check passes on a regenerated file)."""
+def module_text(texts: dict[str, str], names: dict[str, list[str]]) -> str:
+    """The source of ``help_generated.py`` holding ``texts`` and ``names`` (already as
+    ``ruff format`` writes it, so that the formatter's check passes on a regenerated file)."""
     out = [
         '"""click\'s help for ``assistsync`` and each of its commands, at 80 columns or more.',
         "",
@@ -185,13 +194,22 @@ def module_text(texts: dict[str, str]) -> str:
         "",
         "from __future__ import annotations",
         "",
+        "NAMES: dict[str, tuple[str, ...]] = {",
+    ]
+    for name, options in names.items():
+        inside = ", ".join(_literal(option) for option in options)
+        out.append(f"    {_literal(name)}: ({inside}{',' if len(options) == 1 else ''}),")
+    out += [
+        "}",
+        '"""The names of the help option of the group ("") and of each command."""',
+        "",
         "HELP: dict[str, str] = {",
     ]
     for name, text in texts.items():
         out.append(f"    {_literal(name)}: (")
         out.extend(f"        {_literal(line)}" for line in text.splitlines(keepends=True))
         out.append("    ),")
-    out.append("}")
+    out += ["}", '"""What click prints for ``assistsync [COMMAND] --help``."""']
     return "\n".join(out) + "\n"
 
 
@@ -212,7 +230,7 @@ def generated_path() -> str:
 def main() -> None:
     """``python -m assistsync.cli.helptext``: render the help and store it."""
     with open(generated_path(), "w", encoding="utf-8", newline="\n") as f:
-        f.write(module_text(render()))
+        f.write(module_text(*render()))
     print(f"Wrote {generated_path()}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from assistsync.cli import helptext
-from assistsync.cli.help_generated import HELP
+from assistsync.cli.help_generated import HELP, NAMES
 
 COMMANDS = sorted(name for name in HELP if name)
 
@@ -88,7 +88,7 @@ def test_stored_help_is_what_click_renders_from_the_command_tree() -> None:
     # would change what this process renders.
     import json
 
-    rendered = json.loads(
+    rendered, names = json.loads(
         subprocess.run(
             [
                 sys.executable,
@@ -111,8 +111,11 @@ def test_stored_help_is_what_click_renders_from_the_command_tree() -> None:
         f"the stored --help of {', '.join(stale)} no longer matches the commands; "
         f"regenerate it: {helptext.REGENERATE}"
     )
+    assert names == {name: list(options) for name, options in NAMES.items()}, (
+        f"the help options changed; regenerate the stored help: {helptext.REGENERATE}"
+    )
     generated = Path(helptext.generated_path()).read_text(encoding="utf-8")
-    assert generated == helptext.module_text(rendered), (
+    assert generated == helptext.module_text(rendered, names), (
         f"assistsync/cli/help_generated.py was edited by hand; regenerate it: {helptext.REGENERATE}"
     )
 
