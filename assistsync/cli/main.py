@@ -56,7 +56,40 @@ Environment:
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS = {
+    "validate": "assistsync.cli.validate:validate_command",
+    "plan": "assistsync.cli.plan:plan_command",
+    "apply": "assistsync.cli.apply:apply_command",
+    "import": "assistsync.cli.import_:import_command",
+    "test": "assistsync.cli.test:test_command",
+    "server": "assistsync.server.command:server_command",
+}
+"""Every command, by name: where it is defined (``module:attribute``)."""
+
+
+class _Commands(click.Group):
+    """The command group, importing a command's module only when the command is used.
+
+    A run uses one command; building the others (their options, their modules' imports) is
+    start-up time spent for nothing. ``--help`` lists them all, and so imports them all.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        import importlib
+
+        module, _, attribute = where.partition(":")
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command), where
+        return command
+
+
+@click.group(cls=_Commands, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "--directory",
@@ -103,28 +136,6 @@ def cli(
     _shown_root.append(directory)
     if debug:
         enable_debug()
-
-
-def _register() -> None:
-    from assistsync.cli.apply import apply_command
-    from assistsync.cli.import_ import import_command
-    from assistsync.cli.plan import plan_command
-    from assistsync.cli.test import test_command
-    from assistsync.cli.validate import validate_command
-    from assistsync.server.command import server_command
-
-    for command in (
-        validate_command,
-        plan_command,
-        apply_command,
-        import_command,
-        test_command,
-        server_command,
-    ):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,4 +213,8 @@ def entry() -> None:
     # them again and again, a cost that grows faster than the project. Collections are rarer,
     # not off: the few cycles a run makes are still freed.
     gc.set_threshold(100_000, 50, 100)
+    # httpx imports its own command-line program (httpx._main: rich, pygments, click) whenever
+    # those are installed, as they are here: a fifth of a plan's start-up, for a program this
+    # process never runs. Without it httpx defines a stub ``main`` and nothing else changes.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     sys.exit(main())

@@ -8,6 +8,7 @@ share a misunderstanding of the wire contract.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,29 @@ def test_only_backends_call_out_with_httpx(path: Path) -> None:
 def test_the_backend_checkers_see_imports() -> None:
     assert "httpx" in third_party_imports_of(BACKENDS / "chat.py")
     assert "assistsync.server.runs.model" in server_imports_of(BACKENDS / "chat.py")
+
+
+# -- start-up: what runs before click -----------------------------------------------------------
+
+BEFORE_CLICK = ["__main__.py", "cli/__init__.py", "cli/helptext.py", "cli/help_generated.py"]
+
+
+@pytest.mark.parametrize("name", BEFORE_CLICK)
+def test_the_start_up_path_imports_only_the_standard_library(name: str) -> None:
+    # `assistsync --version` and `assistsync [COMMAND] --help` are answered by these modules
+    # without click (see assistsync/__main__.py); a module-level import of click, pydantic or
+    # the CLI here would put their cost back on every start. Imports inside functions are
+    # the fallback and the help renderer, and are fine.
+    tree = ast.parse((PACKAGE / name).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for imported in names:
+            top = imported.split(".")[0]
+            assert top in sys.stdlib_module_names or imported == "__future__", (
+                f"assistsync/{name} imports {imported} at module level"
+            )
