@@ -37,8 +37,8 @@ class Planned:
 def load(root: Path, environment: str | None = None) -> Project:
     """Load and validate the project in ``root`` (raises ``ManifestError`` with every
     problem), as ``environment`` when it declares environments, and check that its lock file
-    lies inside it."""
-    project = load_project(root.resolve(), environment=environment)
+    lies inside it. What it loads is cached in ``.assistsync/cache/`` (see ``load_project``)."""
+    project = load_project(root.resolve(), environment=environment, cache=True)
     check_location(project.root, project.lock_path)
     return project
 

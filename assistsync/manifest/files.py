@@ -6,19 +6,24 @@ both as written (no ``..`` escape, no absolute path) and after symlinks are reso
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 CHUNK_BYTES = 1024 * 1024
 """Files are hashed in 1 MiB chunks: knowledge files can be hundreds of MB."""
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+
+_MISSING = frozenset((errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP))
+"""What ``Path.exists`` reads as "no such file" rather than raising."""
 
 
 class PathProblem(Exception):
@@ -30,9 +35,13 @@ def has_magic(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
-def inside(root: Path, path: Path | str) -> bool:
-    """Whether ``path`` (absolute, normalised) is ``root`` or below it."""
-    return Path(path).is_relative_to(root)
+def inside(root: Path | str, path: Path | str) -> bool:
+    """Whether ``path`` (absolute, normalised) is ``root`` (resolved) or below it.
+
+    On strings: the same answer as ``Path.is_relative_to`` for normalised absolute paths, and
+    the loader asks it twice for every path a manifest names."""
+    top, below = os.fspath(root), os.fspath(path)
+    return below == top or below.startswith(top if top.endswith(os.sep) else top + os.sep)
 
 
 def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
@@ -47,19 +56,16 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
         raise PathProblem(f"{what} {raw!r} contains a NUL character, which no file name can hold")
     if not is_utf8(raw):
         raise PathProblem(f"{what} {raw!r} is not valid UTF-8")
-    if (
-        PurePosixPath(raw).is_absolute()
-        or PureWindowsPath(raw).is_absolute()
-        or raw.startswith("\\")
-        or _DRIVE.match(raw)
-    ):
+    # Absolute for POSIX ('/'), or for Windows: a drive ('C:', even 'C:x') or a root ('\\x',
+    # '//server/share'); what PureWindowsPath calls absolute is always one of these.
+    if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
         raise PathProblem(
             f"{what} {raw!r} is absolute; paths are relative to the file that names them"
         )
-    lexical = Path(os.path.normpath(base / raw))
+    lexical = os.path.normpath(os.path.join(base, raw))
     if not inside(root, lexical):
         raise PathProblem(f"{what} {raw!r} leaves the project directory")
-    return lexical
+    return Path(lexical)
 
 
 def relative(root: Path, path: Path | str) -> str:
@@ -103,12 +109,16 @@ def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
     path = check_relative(root, base, raw, what)
     with _os_problems(what, raw):
         check_real(root, path, raw, what)
-        if path.is_dir():
+        try:
+            mode = os.stat(path).st_mode  # one call where is_dir, is_file, exists took three
+        except OSError as exc:
+            if exc.errno in _MISSING:
+                raise PathProblem(f"{what} {raw!r} not found") from None
+            raise
+        if stat.S_ISDIR(mode):
             raise PathProblem(f"{what} {raw!r} is a directory")
-        if not path.is_file():
-            if path.exists():  # a FIFO, socket or device: reading it could block forever
-                raise PathProblem(f"{what} {raw!r} is not a regular file")
-            raise PathProblem(f"{what} {raw!r} not found")
+        if not stat.S_ISREG(mode):  # a FIFO, socket or device: reading it could block forever
+            raise PathProblem(f"{what} {raw!r} is not a regular file")
     return path
 
 
