@@ -21,7 +21,7 @@ from assistsync.lockfile import check_location, check_writable, exclusive, read_
 from assistsync.manifest import Project, load_project, locate_lock
 from assistsync.model import TAG_KEY, Live, Lock, Plan
 from assistsync.model.config import local_tag
-from assistsync.planner import make_plan
+from assistsync.planner import desired_fingerprint, make_plan
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,22 @@ def plan(
     manifests load: the listing is mostly waiting on the network, loading is local work.
     ``endpoint`` names the API in the plan (a saved plan is only applied against it).
     """
-    listing = None
+    listing = fingerprint = None
     if project is None:
         background = BackgroundListing(client)
         project = load(root, environment)
+        # local work while the listing still waits on the network
+        fingerprint = desired_fingerprint(project.desired)
         listing = background.result()
     lock = read_lock(project.lock_path)
     live = in_environment(fetch_live(client, project.desired, lock, listing), project.environment)
     made = make_plan(
-        project.desired, live, lock, root=str(project.root), endpoint=endpoint or client.base_url
+        project.desired,
+        live,
+        lock,
+        root=str(project.root),
+        endpoint=endpoint or client.base_url,
+        desired_hash=fingerprint,
     )
     if project.environment:
         made = made.model_copy(update={"environment": project.environment})

@@ -254,11 +254,19 @@ def _plan_deletes(
 
 
 def make_plan(
-    desired: Desired, live: Live, lock: Lock, *, root: str = "", endpoint: str = ""
+    desired: Desired,
+    live: Live,
+    lock: Lock,
+    *,
+    root: str = "",
+    endpoint: str = "",
+    desired_hash: str | None = None,
 ) -> Plan:
     """Compute the changes that make the owned live objects match ``desired``, and the lock
     apply starts from (see ``Plan.lock``). ``root`` and ``endpoint`` are recorded in the plan:
-    where its paths are read from and which API it was made against.
+    where its paths are read from and which API it was made against. ``desired_hash`` is
+    ``desired_fingerprint(desired)`` when the caller already has it (it can be computed while
+    the live state is still being read).
 
     Order is deterministic: files by path, assistants by key. Drift is reported for owned
     assistants whose live configuration differs from what the lock says was last applied, when
@@ -285,13 +293,15 @@ def make_plan(
         import_id: str | None = None
         reason: str | None = None
         drifted: tuple[str, ...] = ()
+        before: AssistantConfig | None = None
         if entry is not None:
             current = live_by_id.get(entry.id)
             if current is None:
                 drift.append(Drift(key=key, id=entry.id, applied=entry.applied, live=None))
                 reason = "it was deleted outside assistsync"
             else:
-                drifted = entry.applied.differing_fields(live_config(current, sha_by_id).digest())
+                before = live_config(current, sha_by_id)
+                drifted = entry.applied.differing_fields(before.digest())
         if current is None and tagged.get(key):
             current = _oldest(tagged[key])
             import_id = current.id
@@ -299,7 +309,8 @@ def make_plan(
         if current is None:
             changes.append(AssistantChange(key=key, action="create", after=after, reason=reason))
             continue
-        before = live_config(current, sha_by_id)
+        if before is None:
+            before = live_config(current, sha_by_id)
         changed = list(after.differing_fields(before))
         if current.tag != key and "metadata" not in changed:
             changed.append("metadata")  # the ownership tag was removed or edited outside
@@ -361,7 +372,7 @@ def make_plan(
         assistants=tuple(changes),
         files=(*planned_files.creates, *deletes),
         drift=tuple(drift),
-        desired_fingerprint=desired_fingerprint(desired),
+        desired_fingerprint=desired_fingerprint(desired) if desired_hash is None else desired_hash,
         live_fingerprint=live_fingerprint(live, lock),
         lock_lineage=lock.lineage,
         lock_serial=lock.serial,
