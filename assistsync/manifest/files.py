@@ -75,11 +75,37 @@ def relative(root: Path, path: Path | str) -> str:
 
 def check_real(root: Path, path: Path, raw: str, what: str) -> None:
     """Reject a path whose symlinks lead outside the project."""
-    real = os.path.realpath(path)
+    _check_inside(root, os.path.realpath(path), raw, what)
+
+
+def _check_inside(root: Path, real: str, raw: str, what: str) -> None:
     if not inside(root, real):
         raise PathProblem(
             f"{what} {raw!r} is a symlink to {relative(root, real)}, outside the project directory"
         )
+
+
+RealDirs = dict[str, str]
+"""``os.path.realpath`` of directories, kept for one load (many files share a directory)."""
+
+
+def _plain_file_mode(root: Path, path: Path, raw: str, what: str, dirs: RealDirs) -> int | None:
+    """``check_real`` and the file's mode in one ``lstat``, for a path that is not itself a
+    symlink: its real path is then its directory's (kept in ``dirs``) joined with its name,
+    as ``os.path.realpath`` resolves it. ``None`` when that does not apply (a symlink, or
+    nothing there): the caller takes the general way, which reports it."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        return None
+    parent, name = os.path.split(path)
+    real = dirs.get(parent)
+    if real is None:
+        real = dirs[parent] = os.path.realpath(parent)
+    _check_inside(root, os.path.join(real, name), raw, what)
+    return mode
 
 
 def is_utf8(text: str) -> bool:
@@ -104,17 +130,23 @@ def _os_problems(what: str, raw: str) -> Iterator[None]:
         raise PathProblem(f"{what} {raw!r} cannot be a file name: {exc}") from exc
 
 
-def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
-    """A literal path that must name an existing regular file inside the project."""
+def existing_file(
+    root: Path, base: Path, raw: str, what: str, dirs: RealDirs | None = None
+) -> Path:
+    """A literal path that must name an existing regular file inside the project.
+
+    ``dirs``, when given, keeps the real path of each directory met, for the next call."""
     path = check_relative(root, base, raw, what)
     with _os_problems(what, raw):
-        check_real(root, path, raw, what)
-        try:
-            mode = os.stat(path).st_mode  # one call where is_dir, is_file, exists took three
-        except OSError as exc:
-            if exc.errno in _MISSING:
-                raise PathProblem(f"{what} {raw!r} not found") from None
-            raise
+        mode = None if dirs is None else _plain_file_mode(root, path, raw, what, dirs)
+        if mode is None:
+            check_real(root, path, raw, what)
+            try:
+                mode = os.stat(path).st_mode  # one call where is_dir, is_file, exists took three
+            except OSError as exc:
+                if exc.errno in _MISSING:
+                    raise PathProblem(f"{what} {raw!r} not found") from None
+                raise
         if stat.S_ISDIR(mode):
             raise PathProblem(f"{what} {raw!r} is a directory")
         if not stat.S_ISREG(mode):  # a FIFO, socket or device: reading it could block forever
@@ -122,14 +154,16 @@ def existing_file(root: Path, base: Path, raw: str, what: str) -> Path:
     return path
 
 
-def expand(root: Path, base: Path, raw: str, what: str) -> tuple[list[Path], list[str]]:
+def expand(
+    root: Path, base: Path, raw: str, what: str, dirs: RealDirs | None = None
+) -> tuple[list[Path], list[str]]:
     """The files a path or glob names (sorted), and problems with individual matches.
 
     Raises ``PathProblem`` when the entry itself is wrong (absolute, escaping, nothing found).
     ``**`` matches any depth; like the shell, ``*`` skips names starting with a dot.
     """
     if not has_magic(raw):
-        return [existing_file(root, base, raw, what)], []
+        return [existing_file(root, base, raw, what, dirs)], []
     check_relative(root, base, raw, what)
     found: list[Path] = []
     problems: list[str] = []

@@ -45,6 +45,7 @@ from assistsync.manifest.environments import Selected, select
 from assistsync.manifest.files import (
     BadUtf8,
     PathProblem,
+    RealDirs,
     check_relative,
     decode_utf8,
     existing_file,
@@ -131,6 +132,8 @@ class _Loader:
         default_factory=dict
     )
     found: dict[tuple[Path, str, str], Path | PathProblem] = field(default_factory=dict)
+    real_dirs: RealDirs = field(default_factory=dict)
+    names: dict[Path, str] = field(default_factory=dict)
     # JSON Schemas are checked once each: inline ones by canonical text, files by path.
     inline_schemas: dict[str, list[SchemaProblem]] = field(default_factory=dict)
     schema_files: dict[Path, Any] = field(default_factory=dict)
@@ -146,7 +149,11 @@ class _Loader:
     # -- reporting -------------------------------------------------------------------------
 
     def rel(self, path: Path) -> str:
-        return relative(self.root, path)
+        # Asked for every knowledge file of every assistant, and relpath is not cheap.
+        name = self.names.get(path)
+        if name is None:
+            name = self.names[path] = relative(self.root, path)
+        return name
 
     def error(self, file: str, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
@@ -251,7 +258,7 @@ class _Loader:
         key = (base, raw, what)
         if key not in self.expanded:
             try:
-                self.expanded[key] = expand(self.root, base, raw, what)
+                self.expanded[key] = expand(self.root, base, raw, what, self.real_dirs)
             except PathProblem as exc:
                 self.expanded[key] = exc
         result = self.expanded[key]
@@ -264,7 +271,7 @@ class _Loader:
         key = (base, raw, what)
         if key not in self.found:
             try:
-                self.found[key] = existing_file(self.root, base, raw, what)
+                self.found[key] = existing_file(self.root, base, raw, what, self.real_dirs)
             except PathProblem as exc:
                 self.found[key] = exc
         result = self.found[key]

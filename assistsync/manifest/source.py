@@ -181,9 +181,13 @@ class _Builder:
 
     def mapping(self, node: MappingNode) -> YMap:
         result = YMap(_pos(node))
+        key_pos, value_pos = result.key_pos, result.value_pos
         merges: list[YMap] = []
+        # The loop runs for every key of every manifest: a tag is read once (ruamel makes it
+        # from its Tag object on every read) and positions are built in place.
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            tag = key_node.tag
+            if tag == _MERGE_TAG:
                 merged = self.build(value_node)
                 items = merged if isinstance(merged, list) else [merged]
                 if not all(isinstance(m, YMap) for m in items):
@@ -194,15 +198,17 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self.problem(_pos(key_node), "mapping keys must be plain values, not collections")
                 continue
-            key = self.scalar_key(key_node)
-            if key in result.key_pos:
-                line, col = result.key_pos[key]
+            key = key_node.value if tag == _STR_TAG else self.scalar_key(key_node)
+            if key in key_pos:
+                line, col = key_pos[key]
                 self.problem(
                     _pos(key_node), f"duplicate key {key!r} (first defined at line {line}:{col})"
                 )
                 continue
-            result.key_pos[key] = _pos(key_node)
-            result.value_pos[key] = _pos(value_node)
+            mark = key_node.start_mark
+            key_pos[key] = (mark.line + 1, mark.column + 1)
+            mark = value_node.start_mark
+            value_pos[key] = (mark.line + 1, mark.column + 1)
             result[key] = self.build(value_node)
         # Explicit keys win over merged ones, and earlier merges over later ones (YAML merge spec).
         for merged in merges:
