@@ -21,7 +21,7 @@ from assistsync.lockfile import check_location, check_writable, exclusive, read_
 from assistsync.manifest import Project, load_project, locate_lock
 from assistsync.model import TAG_KEY, Live, Lock, Plan
 from assistsync.model.config import local_tag
-from assistsync.planner import desired_fingerprint, make_plan
+from assistsync.planner import make_plan, prepare
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,11 @@ def plan(
     manifests load: the listing is mostly waiting on the network, loading is local work.
     ``endpoint`` names the API in the plan (a saved plan is only applied against it).
     """
-    listing = fingerprint = None
+    listing = prepared = None
     if project is None:
         background = BackgroundListing(client)
         project = load(root, environment)
-        # local work while the listing still waits on the network
-        fingerprint = desired_fingerprint(project.desired)
+        prepared = prepare(project.desired)  # local work while the listing waits on the network
         listing = background.result()
     lock = read_lock(project.lock_path)
     live = in_environment(fetch_live(client, project.desired, lock, listing), project.environment)
@@ -81,7 +80,7 @@ def plan(
         lock,
         root=str(project.root),
         endpoint=endpoint or client.base_url,
-        desired_hash=fingerprint,
+        prepared=prepared,
     )
     if project.environment:
         made = made.model_copy(update={"environment": project.environment})
