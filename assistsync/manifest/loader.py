@@ -857,8 +857,7 @@ def _load_desired(loader: _Loader, manifest_paths: list[Path]) -> Desired:
 
 
 class _Watched(Mapping[str, str]):
-    """``${VAR}`` values, noting every name asked for (``substitute`` asks ``name in env``
-    before it reads a value)."""
+    """``${VAR}`` values, noting every name asked for, whether set or not."""
 
     def __init__(self, env: Mapping[str, str], names: set[str]) -> None:
         self.env = env
@@ -870,6 +869,7 @@ class _Watched(Mapping[str, str]):
         return name in self.env
 
     def __getitem__(self, name: str) -> str:
+        self.names.add(name)
         return self.env[name]
 
     def __iter__(self) -> Iterator[str]:
