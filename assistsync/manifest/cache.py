@@ -3,12 +3,13 @@
 This module only stores and fetches entries; what an entry records and how it is checked against
 the project before it is used is the loader's business (``loader._from_cache``). The rules:
 
-- **Verified, never trusted.** An entry is a header line, the SHA-256 of its body, and the body
-  (JSON). It is used only when the digest matches (a torn or edited entry does not), when it
-  was written by the same loader (``code_digest``: assistsync's version, the source of the
-  loader and the models, the versions of the libraries that decide what loads) and when the
-  loader then finds every input it records unchanged. Anything else (missing, unreadable,
-  truncated, another format) reads as "no entry", never as an error.
+- **Verified, never trusted.** An entry is a header line, the SHA-256 of its body, and the body:
+  a record of the inputs (one line of JSON) and the value (the loaded project, JSON). It is
+  used only when the digest matches (a torn or edited entry does not), when it was written by
+  the same loader (``code_digest``: assistsync's version, the source of the loader and the
+  models, the versions of the libraries that decide what loads) and when the loader then finds
+  every input it records unchanged. Anything else (missing, unreadable, truncated, another
+  format) reads as "no entry", never as an error.
 - **Written atomically, or not at all.** A temporary file in the same directory, then
   ``os.replace``. A project whose ``.assistsync/`` cannot be created or written (a read-only
   checkout, a file in its place) is simply not cached.
@@ -85,9 +86,9 @@ def entry_path(root: Path, environment: str | None) -> Path:
     return root / CACHE_DIR / name
 
 
-def read_entry(root: Path, environment: str | None) -> dict[str, Any] | None:
-    """The body of the entry for ``root`` as ``environment``, when it is intact and was
-    written by this loader; ``None`` otherwise (whatever the reason)."""
+def read_entry(root: Path, environment: str | None) -> tuple[dict[str, Any], bytes] | None:
+    """The record and the value of the entry for ``root`` as ``environment``, when it is
+    intact and was written by this loader; ``None`` otherwise (whatever the reason)."""
     try:
         data = entry_path(root, environment).read_bytes()
     except (OSError, ValueError):
@@ -97,31 +98,35 @@ def read_entry(root: Path, environment: str | None) -> dict[str, Any] | None:
     head, sep, body = data[len(_MAGIC) :].partition(b"\n")
     if not sep or hashlib.sha256(body).hexdigest().encode() != head:
         return None
+    line, sep, value = body.partition(b"\n")
     try:
-        entry = json.loads(body)
+        record = json.loads(line)
     except (ValueError, RecursionError):
         return None
     if (
-        not isinstance(entry, dict)
-        or entry.get("format") != FORMAT
+        not sep
+        or not isinstance(record, dict)
+        or record.get("format") != FORMAT
         or code_digest() is None
-        or entry.get("code") != code_digest()
-        or entry.get("environment") != environment
+        or record.get("code") != code_digest()
+        or record.get("environment") != environment
     ):
         return None
-    return entry
+    return record, value
 
 
-def write_entry(root: Path, environment: str | None, entry: dict[str, Any]) -> None:
-    """Store ``entry`` (JSON data) for ``root`` as ``environment``, atomically; silently
-    nothing when ``.assistsync/cache/`` cannot be created or written."""
+def write_entry(root: Path, environment: str | None, record: dict[str, Any], value: bytes) -> None:
+    """Store ``record`` (JSON data, on one line) and ``value`` (bytes, the loaded project as
+    JSON) for ``root`` as ``environment``, atomically; silently nothing when
+    ``.assistsync/cache/`` cannot be created or written."""
     if code_digest() is None:
         return
-    body = json.dumps(
-        {**entry, "format": FORMAT, "code": code_digest(), "environment": environment},
+    line = json.dumps(
+        {**record, "format": FORMAT, "code": code_digest(), "environment": environment},
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8", "surrogatepass")
+    body = line + b"\n" + value
     data = _MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
     path = entry_path(root, environment)
     state = root / STATE_DIR

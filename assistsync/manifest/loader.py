@@ -900,7 +900,7 @@ def _store(
     loader: _Loader, manifest_paths: list[Path], environment: str | None, desired: Desired
 ) -> None:
     rel = loader.rel
-    entry: dict[str, Any] = {
+    record: dict[str, Any] = {
         "manifests": [rel(p) for p in manifest_paths],
         "found": [
             [rel(base), raw, what, rel(path)]
@@ -915,17 +915,18 @@ def _store(
         "texts": sorted([rel(p), digest] for p, digest in (loader.digests or {}).items()),
     }
     # Instructions read from a file are named, not copied: the file is read to check it anyway.
-    data = desired.model_dump(mode="json")
-    named: dict[str, str] = {}
-    for key, path in loader.instruction_files.items():
-        assistant = data["assistants"].get(key)
-        if assistant is not None and assistant["instructions"] is not None:
-            assistant["instructions"] = None
-            named[key] = rel(path)
-    entry["desired"], entry["instructions"] = data, named
+    named = {
+        key: rel(path)
+        for key, path in loader.instruction_files.items()
+        if key in desired.assistants and desired.assistants[key].instructions is not None
+    }
+    record["instructions"] = named
     if used_jsonschema():
-        entry["jsonschema"] = library_version("jsonschema")
-    write_entry(loader.root, environment, entry)
+        record["jsonschema"] = library_version("jsonschema")
+    left_out = {"assistants": {key: {"instructions"} for key in named}}
+    write_entry(
+        loader.root, environment, record, desired.model_dump_json(exclude=left_out).encode()
+    )
 
 
 def _from_cache(
@@ -933,17 +934,19 @@ def _from_cache(
 ) -> Desired | None:
     """The desired state of the cache entry, when it is intact and every input it records is
     unchanged; ``None`` otherwise. Never raises: an unusable entry is only a full load."""
-    entry = read_entry(loader.root, environment)
-    if entry is None:
+    found = read_entry(loader.root, environment)
+    if found is None:
         return None
     try:
         # A loader of its own: what it resolves for a stale entry must not be recorded again.
-        return _verified(_Loader(loader.root, loader.env), entry, manifest_paths)
-    except (KeyError, TypeError, ValueError, AttributeError, OSError, PathProblem):
+        return _verified(_Loader(loader.root, loader.env), *found, manifest_paths)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, PathProblem, RecursionError):
         return None
 
 
-def _verified(loader: _Loader, entry: dict[str, Any], manifest_paths: list[Path]) -> Desired | None:
+def _verified(
+    loader: _Loader, entry: dict[str, Any], value: bytes, manifest_paths: list[Path]
+) -> Desired | None:
     root = loader.root
     if entry["manifests"] != [loader.rel(p) for p in manifest_paths]:
         return None
@@ -965,7 +968,7 @@ def _verified(loader: _Loader, entry: dict[str, Any], manifest_paths: list[Path]
             return None
         if name in wanted:
             texts[name] = decode_utf8(raw)
-    data = entry["desired"]
+    data = json.loads(value)
     for key, name in named.items():
         text = texts[name]
         if not isinstance(text, str):

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -214,15 +215,25 @@ def test_environments_have_entries_of_their_own(tmp_path: Path) -> None:
     assert prod.desired.assistants["writer"].instructions == "Write in a brisk voice."
 
 
-def _rewrite(path: Path, body: bytes) -> None:
-    """An entry with ``body``, its digest right (as a careful forger would write it)."""
+def _parts(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The record and the value of an entry."""
+    body = path.read_bytes().split(b"\n", 2)[2]
+    line, value = body.split(b"\n", 1)
+    return dict(json.loads(line)), value
+
+
+def _rewrite(path: Path, record: dict[str, Any], value: bytes | None = None) -> None:
+    """An entry with ``record`` (and ``value``), its digest right (as a careful forger would
+    write it)."""
+    body = json.dumps(record).encode() + b"\n" + (_parts(path)[1] if value is None else value)
     digest = hashlib.sha256(body).hexdigest().encode()
     path.write_bytes(b"assistsync load cache\n" + digest + b"\n" + body)
 
 
-def _body(path: Path) -> dict[str, object]:
-    data = path.read_bytes()
-    return dict(json.loads(data.split(b"\n", 2)[2]))
+def _edited(path: Path, **changes: Any) -> None:
+    record = _parts(path)[0]
+    record.update(changes)
+    _rewrite(path, {k: v for k, v in record.items() if v is not None})
 
 
 CORRUPTIONS = {
@@ -232,14 +243,12 @@ CORRUPTIONS = {
         p.read_bytes()[:-40] + bytes([p.read_bytes()[-40] ^ 1]) + p.read_bytes()[-39:]
     ),
     "not ours": lambda p: p.write_bytes(b"\x00\xff binary noise"),
-    "another format": lambda p: _rewrite(
-        p, json.dumps({**_body(p), "format": cache_module.FORMAT + 1}).encode()
-    ),
-    "another loader": lambda p: _rewrite(p, json.dumps({**_body(p), "code": "0" * 64}).encode()),
-    "a wrong shape": lambda p: _rewrite(p, json.dumps({**_body(p), "found": 5}).encode()),
-    "a record missing": lambda p: _rewrite(
-        p, json.dumps({k: v for k, v in _body(p).items() if k != "texts"}).encode()
-    ),
+    "another format": lambda p: _edited(p, format=cache_module.FORMAT + 1),
+    "another loader": lambda p: _edited(p, code="0" * 64),
+    "a wrong shape": lambda p: _edited(p, found=5),
+    "a record missing": lambda p: _edited(p, texts=None),
+    "no value": lambda p: _rewrite(p, _parts(p)[0], b""),
+    "a value cut short": lambda p: _rewrite(p, _parts(p)[0], _parts(p)[1][:-5]),
     "a directory": lambda p: (p.unlink(), p.mkdir()),
 }
 
@@ -261,11 +270,10 @@ def test_a_forged_desired_state_is_not_trusted(tmp_path: Path) -> None:
     # fails the models' validation, and the entry is only a full load.
     root = make(tmp_path)
     full = load(root, cache=True)
-    body = _body(entry(root))
-    desired = body["desired"]
-    assert isinstance(desired, dict)
+    record, value = _parts(entry(root))
+    desired = json.loads(value)
     desired["assistants"]["writer"]["description"] = 5
-    _rewrite(entry(root), json.dumps(body).encode())
+    _rewrite(entry(root), record, json.dumps(desired).encode())
     assert not hit(root)
     assert load(root, cache=True) == full
 
