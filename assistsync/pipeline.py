@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistsync.api import ApiClient
 from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Event
+from assistsync.errors import AssistsyncError
 from assistsync.fetch import BackgroundListing, fetch_live
 from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
 from assistsync.manifest import Project, load_project, locate_lock
@@ -66,13 +67,17 @@ def plan(
     manifests load: the listing is mostly waiting on the network, loading is local work.
     ``endpoint`` names the API in the plan (a saved plan is only applied against it).
     """
-    listing = prepared = None
+    listing = prepared = lock = None
     if project is None:
         background = BackgroundListing(client)
         project = load(root, environment)
-        prepared = prepare(project.desired)  # local work while the listing waits on the network
+        # local work while the listing waits on the network
+        prepared = prepare(project.desired)
+        with suppress(AssistsyncError):  # read again below, so that a listing error comes first
+            lock = read_lock(project.lock_path)
         listing = background.result()
-    lock = read_lock(project.lock_path)
+    if lock is None:
+        lock = read_lock(project.lock_path)
     live = in_environment(fetch_live(client, project.desired, lock, listing), project.environment)
     made = make_plan(
         project.desired,

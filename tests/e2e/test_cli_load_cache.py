@@ -4,9 +4,12 @@ without it, edits always seen, and a read-only checkout planned without one."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from e2ekit import Project
 from test_hardening import read_only
+
+from assistsync.server import start_server
 
 CACHE = ".assistsync/cache"
 
@@ -43,3 +46,16 @@ def test_a_read_only_checkout_plans_without_a_cache(project: Project) -> None:
     assert validated.code == 0, validated.all
     assert result.out == expected.out
     assert not (project.root / ".assistsync").exists()
+
+
+def test_the_api_error_comes_before_a_damaged_lock(tmp_path: Path) -> None:
+    # the lock is read while the account is listed; what the user is told first is unchanged
+    with start_server(port=0, api_key="sk-the-right-one") as strict:
+        p = Project(tmp_path / "p", strict)
+        p.write("assistsync.yaml", "manifests: [a.yaml]\n")
+        p.write("a.yaml", "assistants:\n  x:\n    model: gpt-4\n")
+        p.write("assistsync.lock", "<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> other\n")
+        result = p.run("plan")
+    assert result.code == 1
+    assert "401" in result.err
+    assert "merge conflicts" not in result.err
