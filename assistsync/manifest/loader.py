@@ -27,6 +27,7 @@ problem like any other, never an exception the CLI would report as a bug.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -940,7 +941,15 @@ def _from_cache(
     try:
         # A loader of its own: what it resolves for a stale entry must not be recorded again.
         return _verified(_Loader(loader.root, loader.env), *found, manifest_paths)
-    except (KeyError, TypeError, ValueError, AttributeError, OSError, PathProblem, RecursionError):
+    except (
+        LookupError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OSError,
+        PathProblem,
+        RecursionError,
+    ):
         return None
 
 
@@ -952,18 +961,23 @@ def _verified(
         return None
     if "jsonschema" in entry and entry["jsonschema"] != library_version("jsonschema"):
         return None
+    # Paths compared as strings (both sides normalised), each base directory made once:
+    # a thousand entries name files in a handful of directories.
+    at = functools.partial(os.path.join, os.fspath(root))
+    bases = {name: root / name for name in {e[0] for e in entry["found"] + entry["expanded"]}}
     for base, raw, what, found in entry["found"]:
-        if loader.existing_file(root / base, raw, what) != root / found:
+        if os.fspath(loader.existing_file(bases[base], raw, what)) != at(found):
             return None
     for base, raw, what, found in entry["expanded"]:
-        paths, problems = loader.expand(root / base, raw, what)
+        paths, problems = loader.expand(bases[base], raw, what)
         if problems or [loader.rel(p) for p in paths] != found:
             return None
     named: dict[str, str] = entry["instructions"]
     wanted = set(named.values())
     texts: dict[str, str | BadUtf8] = {}
     for name, digest in entry["texts"]:
-        raw = (root / name).read_bytes()
+        with open(at(name), "rb") as f:
+            raw = f.read()
         if hashlib.sha256(raw).hexdigest() != digest:
             return None
         if name in wanted:

@@ -262,6 +262,7 @@ CORRUPTIONS = {
     "another format": lambda p: _edited(p, format=cache_module.FORMAT + 1),
     "another loader": lambda p: _edited(p, code="0" * 64),
     "a wrong shape": lambda p: _edited(p, found=5),
+    "an empty record": lambda p: _edited(p, found=[[]], expanded=[[1, 2]]),
     "a record missing": lambda p: _edited(p, texts=None),
     "no value": lambda p: _rewrite(p, _parts(p)[0], b""),
     "a value cut short": lambda p: _rewrite(p, _parts(p)[0], _parts(p)[1][:-5]),
