@@ -13,7 +13,8 @@ the project before it is used is the loader's business (``loader._from_cache``).
 - **Written atomically, or not at all.** A temporary file in the same directory, then
   ``os.replace``. A project whose ``.assistsync/`` cannot be created or written (a read-only
   checkout, a file in its place) is simply not cached.
-- **Safe to delete** at any time: the next load is a full one and writes a new entry.
+- **Safe to delete** at any time: the next load is a full one and writes a new entry. What a
+  killed write leaves (a temporary file) is removed by a later write.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,21 @@ def library_version(name: str) -> str | None:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+STALE_AFTER_S = 60.0
+"""A temporary entry older than this was left by a write that was killed, not one under way."""
+_TMP_PREFIX = ".load-"
+
+
+def _remove_stale(folder: Path, before: float) -> None:
+    """Remove what killed writes left in ``folder`` (temporary entries older than ``before``)."""
+    for name in os.listdir(folder):
+        if name.startswith(_TMP_PREFIX) and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                tmp = folder / name
+                if tmp.stat().st_mtime < before:
+                    tmp.unlink()
 
 
 def entry_path(root: Path, environment: str | None) -> Path:
@@ -135,7 +152,8 @@ def write_entry(root: Path, environment: str | None, record: dict[str, Any], val
         path.parent.mkdir(parents=True, exist_ok=True)
         if created:  # as the lock writer makes it: out of git whatever the project ignores
             (state / ".gitignore").write_text(_IGNORE, encoding="utf-8")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".load-", suffix=".tmp")
+        _remove_stale(path.parent, time.time() - STALE_AFTER_S)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".tmp")
     except OSError:
         return
     try:

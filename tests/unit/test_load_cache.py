@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -339,3 +340,19 @@ def test_a_read_only_state_directory_is_left_alone(tmp_path: Path) -> None:
         assert list((root / ".assistsync").iterdir()) == []
     finally:
         (root / ".assistsync").chmod(0o755)
+
+
+def test_what_a_killed_write_left_is_removed_later(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    load(root, cache=True)
+    folder = entry(root).parent
+    old, recent = folder / ".load-killed.tmp", folder / ".load-writing.tmp"
+    old.write_bytes(b"half an entry")
+    recent.write_bytes(b"a write under way")
+    long_ago = time.time() - 2 * cache_module.STALE_AFTER_S
+    os.utime(old, (long_ago, long_ago))
+    entry(root).unlink()
+    load(root, cache=True)
+    assert not old.exists()
+    assert recent.exists()
+    assert hit(root)
