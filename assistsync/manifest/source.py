@@ -156,9 +156,9 @@ class _Builder:
         return value
 
     def scalar(self, node: ScalarNode) -> Any:
-        if node.tag == _STR_TAG:
+        if _tag(node) == _STR_TAG:
             text: str = node.value
-            if self.env is not None:
+            if self.env is not None and "$" in text:
                 text, problems = substitute(text, self.env)
                 for message in problems:
                     self.problem(_pos(node), message)
@@ -183,10 +183,10 @@ class _Builder:
         result = YMap(_pos(node))
         key_pos, value_pos = result.key_pos, result.value_pos
         merges: list[YMap] = []
-        # The loop runs for every key of every manifest: a tag is read once (ruamel makes it
-        # from its Tag object on every read) and positions are built in place.
+        # The loop runs for every key of every manifest: a tag is read once and positions are
+        # built in place.
         for key_node, value_node in node.value:
-            tag = key_node.tag
+            tag = _tag(key_node)
             if tag == _MERGE_TAG:
                 merged = self.build(value_node)
                 items = merged if isinstance(merged, list) else [merged]
@@ -267,6 +267,13 @@ def _default_yaml() -> YAML:
     return yaml
 
 
+def _tag(node: Node) -> str | None:
+    """``node.tag``, without making it: ruamel builds that string from the node's ``Tag``
+    object on every read, while almost every scalar shares the resolver's one plain-string
+    ``Tag`` (what a plain or quoted string resolves to)."""
+    return _STR_TAG if node.ctag is _PLAIN_STR else node.tag
+
+
 class _Yaml12Resolver(VersionedResolver):
     """ruamel's resolver, fixed at YAML 1.2 (its default version).
 
@@ -305,3 +312,11 @@ def read_yaml(
     except YAMLError as exc:  # pragma: no cover - every parser error above carries a position
         return None, [Problem(1, 1, f"YAML syntax error: {exc}")]
     return data, builder.problems
+
+
+_PLAIN_STR = (
+    _Yaml12Resolver.DEFAULT_SCALAR_TAG
+    if str(_Yaml12Resolver.DEFAULT_SCALAR_TAG) == _STR_TAG
+    else None
+)
+"""The ``Tag`` object the resolver gives every string scalar it does not resolve otherwise."""
