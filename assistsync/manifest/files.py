@@ -70,6 +70,11 @@ def check_relative(root: Path, base: Path, raw: str, what: str) -> Path:
 
 def relative(root: Path, path: Path | str) -> str:
     """``path`` as messages show it: relative to the project (``../`` for one outside it)."""
+    top, below = os.fspath(root), os.fspath(path)
+    # The common case, a normalised path below the root, without relpath's two abspath calls
+    # (the loader names every file it resolves).
+    if os.sep == "/" and below.startswith(top + "/") and os.path.normpath(below) == below:
+        return below[len(top) + 1 :]
     return Path(os.path.relpath(path, root)).as_posix()
 
 

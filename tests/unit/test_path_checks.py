@@ -158,3 +158,17 @@ def test_absolute_paths_are_recognised_as_before(raw: str) -> None:
 def test_inside_is_is_relative_to(root: str, path: str, expected: bool) -> None:
     assert Path(path).is_relative_to(root) is expected
     assert files.inside(Path(root), path) is expected
+
+
+def test_relative_names_are_relpath_names(tmp_path: Path) -> None:
+    root, names = tree(tmp_path)
+    for raw in [*names, "", ".", "a//b", "a/./b", "a/../../x", "prompts/"]:
+        for path in (f"{root}/{raw}", os.path.join(str(root), raw), f"/elsewhere/{raw}"):
+            if "\0" in path:
+                continue
+            expected = Path(os.path.relpath(path, root)).as_posix()
+            assert files.relative(root, path) == expected, path
+            assert (
+                files.relative(root, Path(path))
+                == Path(os.path.relpath(Path(path), root)).as_posix()
+            )
