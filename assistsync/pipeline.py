@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistsync.api import ApiClient
 from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Event
+from assistsync.errors import AssistsyncError
 from assistsync.fetch import BackgroundListing, fetch_live
 from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
 from assistsync.manifest import Project, load_project, locate_lock
 from assistsync.model import TAG_KEY, Live, Lock, Plan
 from assistsync.model.config import local_tag
-from assistsync.planner import make_plan
+from assistsync.planner import make_plan, prepare
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,8 @@ class Planned:
 def load(root: Path, environment: str | None = None) -> Project:
     """Load and validate the project in ``root`` (raises ``ManifestError`` with every
     problem), as ``environment`` when it declares environments, and check that its lock file
-    lies inside it."""
-    project = load_project(root.resolve(), environment=environment)
+    lies inside it. What it loads is cached in ``.assistsync/cache/`` (see ``load_project``)."""
+    project = load_project(root.resolve(), environment=environment, cache=True)
     check_location(project.root, project.lock_path)
     return project
 
@@ -66,15 +67,25 @@ def plan(
     manifests load: the listing is mostly waiting on the network, loading is local work.
     ``endpoint`` names the API in the plan (a saved plan is only applied against it).
     """
-    listing = None
+    listing = prepared = lock = None
     if project is None:
         background = BackgroundListing(client)
         project = load(root, environment)
+        # local work while the listing waits on the network
+        prepared = prepare(project.desired)
+        with suppress(AssistsyncError):  # read again below, so that a listing error comes first
+            lock = read_lock(project.lock_path)
         listing = background.result()
-    lock = read_lock(project.lock_path)
+    if lock is None:
+        lock = read_lock(project.lock_path)
     live = in_environment(fetch_live(client, project.desired, lock, listing), project.environment)
     made = make_plan(
-        project.desired, live, lock, root=str(project.root), endpoint=endpoint or client.base_url
+        project.desired,
+        live,
+        lock,
+        root=str(project.root),
+        endpoint=endpoint or client.base_url,
+        prepared=prepared,
     )
     if project.environment:
         made = made.model_copy(update={"environment": project.environment})

@@ -253,18 +253,45 @@ def _plan_deletes(
     return deletes
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The part of a plan that depends on the manifests alone (``prepare``): a caller can
+    compute it while the live state is still being read, then hand it to ``make_plan``."""
+
+    desired: Desired
+    fingerprint: str
+    configs: dict[str, AssistantConfig]
+    """The comparable configuration of every desired assistant, by key."""
+
+
+def prepare(desired: Desired) -> Prepared:
+    """What ``make_plan`` computes from ``desired`` alone, ahead of time."""
+    configs = {key: desired.config_of(key) for key in desired.assistants}
+    return Prepared(desired, desired_fingerprint(desired), configs)
+
+
 def make_plan(
-    desired: Desired, live: Live, lock: Lock, *, root: str = "", endpoint: str = ""
+    desired: Desired,
+    live: Live,
+    lock: Lock,
+    *,
+    root: str = "",
+    endpoint: str = "",
+    prepared: Prepared | None = None,
 ) -> Plan:
     """Compute the changes that make the owned live objects match ``desired``, and the lock
     apply starts from (see ``Plan.lock``). ``root`` and ``endpoint`` are recorded in the plan:
-    where its paths are read from and which API it was made against.
+    where its paths are read from and which API it was made against. ``prepared`` is
+    ``prepare(desired)`` when the caller has it already (it is ignored for another desired
+    state).
 
     Order is deterministic: files by path, assistants by key. Drift is reported for owned
     assistants whose live configuration differs from what the lock says was last applied, when
     it makes a change necessary; drift that already matches the manifests is only recorded
     (``AssistantChange.refresh``), as Terraform only shows drift that affects the plan.
     """
+    if prepared is None or prepared.desired is not desired:
+        prepared = prepare(desired)
     live_by_id = {a.id: a for a in live.assistants}
     lock_owned_ids = {entry.id for entry in lock.assistants.values()}
     planned_files = _plan_files(desired, live, lock)
@@ -279,19 +306,21 @@ def make_plan(
     changes: list[AssistantChange] = []
     drift: list[Drift] = []
     for key in sorted(desired.assistants):
-        after = desired.config_of(key)
+        after = prepared.configs[key]
         entry = lock.assistants.get(key)
         current: LiveAssistant | None = None
         import_id: str | None = None
         reason: str | None = None
         drifted: tuple[str, ...] = ()
+        before: AssistantConfig | None = None
         if entry is not None:
             current = live_by_id.get(entry.id)
             if current is None:
                 drift.append(Drift(key=key, id=entry.id, applied=entry.applied, live=None))
                 reason = "it was deleted outside assistsync"
             else:
-                drifted = entry.applied.differing_fields(live_config(current, sha_by_id).digest())
+                before = live_config(current, sha_by_id)
+                drifted = entry.applied.differing_fields(before.digest())
         if current is None and tagged.get(key):
             current = _oldest(tagged[key])
             import_id = current.id
@@ -299,7 +328,8 @@ def make_plan(
         if current is None:
             changes.append(AssistantChange(key=key, action="create", after=after, reason=reason))
             continue
-        before = live_config(current, sha_by_id)
+        if before is None:
+            before = live_config(current, sha_by_id)
         changed = list(after.differing_fields(before))
         if current.tag != key and "metadata" not in changed:
             changed.append("metadata")  # the ownership tag was removed or edited outside
@@ -361,7 +391,7 @@ def make_plan(
         assistants=tuple(changes),
         files=(*planned_files.creates, *deletes),
         drift=tuple(drift),
-        desired_fingerprint=desired_fingerprint(desired),
+        desired_fingerprint=prepared.fingerprint,
         live_fingerprint=live_fingerprint(live, lock),
         lock_lineage=lock.lineage,
         lock_serial=lock.serial,

@@ -17,20 +17,23 @@ Order of work, and why:
 4. Only when nothing is wrong are knowledge files hashed (sha256 in 1 MiB chunks, each file
    once), so a typo never costs a pass over hundreds of megabytes.
 
-The loader only reads: it never writes, creates or touches the user's files. Whatever the file
-system or the environment refuses on the way (a name too long, a FIFO, undecodable bytes in a
-name or a variable, nesting past Python's recursion limit) is a located problem like any other,
-never an exception the CLI would report as a bug.
+The loader only reads: it never writes, creates or touches the user's files (with
+``cache=True`` it keeps what it loaded in ``.assistsync/cache/``, see ``_from_cache``).
+Whatever the file system or the environment refuses on the way (a name too long, a FIFO,
+undecodable bytes in a name or a variable, nesting past Python's recursion limit) is a located
+problem like any other, never an exception the CLI would report as a bug.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,10 +41,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from assistsync.errors import AssistsyncError, Diagnostic, ManifestError
+from assistsync.manifest.cache import library_version, read_entry, write_entry
 from assistsync.manifest.environments import Selected, select
 from assistsync.manifest.files import (
     BadUtf8,
     PathProblem,
+    RealDirs,
     check_relative,
     decode_utf8,
     existing_file,
@@ -51,7 +56,12 @@ from assistsync.manifest.files import (
     sha256_file,
 )
 from assistsync.manifest.messages import describe, locate, strip_tags
-from assistsync.manifest.parameters import SchemaProblem, json_position, schema_problems
+from assistsync.manifest.parameters import (
+    SchemaProblem,
+    json_position,
+    schema_problems,
+    used_jsonschema,
+)
 from assistsync.manifest.source import Pos, YMap, YSeq, offset_pos, read_yaml
 from assistsync.model import Desired, DesiredAssistant, DesiredFile, SourceLocation
 from assistsync.model.config import canonical_json
@@ -123,6 +133,8 @@ class _Loader:
         default_factory=dict
     )
     found: dict[tuple[Path, str, str], Path | PathProblem] = field(default_factory=dict)
+    real_dirs: RealDirs = field(default_factory=dict)
+    names: dict[Path, str] = field(default_factory=dict)
     # JSON Schemas are checked once each: inline ones by canonical text, files by path.
     inline_schemas: dict[str, list[SchemaProblem]] = field(default_factory=dict)
     schema_files: dict[Path, Any] = field(default_factory=dict)
@@ -130,11 +142,19 @@ class _Loader:
     reported: set[Path] = field(default_factory=set)
     # Problems met, reported or already reported: an assistant that met one is not resolved.
     failures: int = 0
+    # With a cache: the SHA-256 of every file read as text (see ``_from_cache``), and the
+    # instructions file of each assistant (an entry names it instead of holding its text).
+    digests: dict[Path, str] | None = None
+    instruction_files: dict[str, Path] = field(default_factory=dict)
 
     # -- reporting -------------------------------------------------------------------------
 
     def rel(self, path: Path) -> str:
-        return relative(self.root, path)
+        # Asked for every knowledge file of every assistant, and relpath is not cheap.
+        name = self.names.get(path)
+        if name is None:
+            name = self.names[path] = relative(self.root, path)
+        return name
 
     def error(self, file: str, pos: Pos, message: str) -> None:
         self.diagnostics.append(Diagnostic(file, pos[0], pos[1], message))
@@ -158,7 +178,7 @@ class _Loader:
         parsed (reported)."""
         rel = self.rel(path)
         try:
-            raw = path.read_bytes()
+            raw = self.read_bytes(path)
         except OSError as exc:
             self.error(rel, (1, 1), f"cannot read: {exc.strerror}")
             return False, None
@@ -185,6 +205,13 @@ class _Loader:
                 self.error(rel, pos, describe(model, err, loc, data))
             return None
 
+    def read_bytes(self, path: Path) -> bytes:
+        """The bytes of a file the result depends on; their digest is kept for the cache."""
+        raw = path.read_bytes()
+        if self.digests is not None:
+            self.digests[path] = hashlib.sha256(raw).hexdigest()
+        return raw
+
     # -- paths -------------------------------------------------------------------------------
 
     def path_error(self, rel: str, pos: Pos, exc: PathProblem) -> None:
@@ -200,7 +227,7 @@ class _Loader:
                 if size > 4 * MAX_INSTRUCTIONS_CHARS:
                     self.texts[path] = _Unusable(f"is {size:,} bytes, too large to read as text")
                 else:
-                    self.texts[path] = decode_utf8(path.read_bytes())
+                    self.texts[path] = decode_utf8(self.read_bytes(path))
             except OSError as exc:
                 self.texts[path] = _Unusable(f"cannot be read: {exc.strerror}")
         return self.texts[path]
@@ -232,7 +259,7 @@ class _Loader:
         key = (base, raw, what)
         if key not in self.expanded:
             try:
-                self.expanded[key] = expand(self.root, base, raw, what)
+                self.expanded[key] = expand(self.root, base, raw, what, self.real_dirs)
             except PathProblem as exc:
                 self.expanded[key] = exc
         result = self.expanded[key]
@@ -245,7 +272,7 @@ class _Loader:
         key = (base, raw, what)
         if key not in self.found:
             try:
-                self.found[key] = existing_file(self.root, base, raw, what)
+                self.found[key] = existing_file(self.root, base, raw, what, self.real_dirs)
             except PathProblem as exc:
                 self.found[key] = exc
         result = self.found[key]
@@ -419,6 +446,9 @@ class _Loader:
         instructions = m.instructions
         if m.instructions_file is not None:
             instructions = self.instructions(m.instructions_file, data, rel, base)
+            path = self.found.get((base, m.instructions_file, "instructions_file"))
+            if isinstance(path, Path):
+                self.instruction_files[key] = path
         tools = [self.tool(i, tool, data, rel, base) for i, tool in enumerate(m.tools)]
         self.unique_function_names(m, data, rel)
         files = self.knowledge_files(m.files, data, rel, base)
@@ -663,9 +693,12 @@ def _plain_json(value: Any) -> tuple[Any, str | None]:
 
 
 def _open_config(
-    root: Path, env: Mapping[str, str] | None
+    root: Path, env: Mapping[str, str] | None, watch: set[str] | None = None
 ) -> tuple[_Loader, Path, ProjectConfig, YMap]:
-    """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data."""
+    """Find and validate ``assistsync.yaml``: the loader, its path, its config and its data.
+
+    ``watch`` collects the ``${VAR}`` names the project file asks for, and makes the loader
+    keep the digests of what it reads (for the cache)."""
     start = Path(root)
     try:
         if start.name == CONFIG_NAME and start.is_file():
@@ -683,18 +716,29 @@ def _open_config(
             f"no {CONFIG_NAME} in {resolved}: run assistsync in a project directory or point "
             "-C at one (examples/quickstart is a minimal project)"
         )
-    loader = _Loader(root=resolved, env=os.environ if env is None else env)
+    base = os.environ if env is None else env
+    loader = _Loader(root=resolved, env=base if watch is None else _Watched(base, watch))
+    if watch is not None:
+        loader.digests = {}
     config, data = loader.load_config(config_path)
     return loader, config_path, config, data
 
 
 def _open(
-    root: Path, env: Mapping[str, str] | None, environment: str | None = None
+    root: Path,
+    env: Mapping[str, str] | None,
+    environment: str | None = None,
+    watch: tuple[set[str], set[str]] | None = None,
 ) -> tuple[_Loader, Path, ProjectConfig, YMap, Selected]:
-    """``_open_config``, then the environment chosen: the loader reads ``${VAR}`` as it says."""
-    loader, config_path, config, data = _open_config(root, env)
-    selected = select(config, data, environment, loader.env)
-    loader.env = selected.env
+    """``_open_config``, then the environment chosen: the loader reads ``${VAR}`` as it says.
+
+    ``watch``: where to collect the ``${VAR}`` names asked for by the project file, and by
+    the manifests."""
+    in_config, in_manifests = watch if watch is not None else (None, None)
+    loader, config_path, config, data = _open_config(root, env, in_config)
+    base = loader.env.env if isinstance(loader.env, _Watched) else loader.env
+    selected = select(config, data, environment, base)
+    loader.env = selected.env if in_manifests is None else _Watched(selected.env, in_manifests)
     return loader, config_path, config, data, selected
 
 
@@ -725,7 +769,11 @@ def locate_lock(
 
 
 def load_project(
-    root: Path, env: Mapping[str, str] | None = None, environment: str | None = None
+    root: Path,
+    env: Mapping[str, str] | None = None,
+    environment: str | None = None,
+    *,
+    cache: bool = False,
 ) -> Project:
     """Load and validate the project in directory ``root`` (or the ``assistsync.yaml`` itself).
 
@@ -733,13 +781,38 @@ def load_project(
     ``environment`` when the project declares environments (then one must be chosen). Raises
     ``ManifestError`` with every problem found, each located as ``FILE:LINE:COL`` with FILE
     relative to the project root; raises ``AssistsyncError`` when ``root`` holds no
-    ``assistsync.yaml`` or the environment does not fit it. Never writes.
+    ``assistsync.yaml`` or the environment does not fit it.
+
+    Never writes the user's files. With ``cache``, the loaded project is kept in
+    ``.assistsync/cache/`` and used again while every input is unchanged (``_from_cache``);
+    the result is the same as without it, errors included (a project with problems is never
+    cached, so its problems always come from a full load).
     """
-    loader, config_path, config, data, selected = _open(root, env, environment)
-    resolved = loader.root
+    watch: tuple[set[str], set[str]] | None = (set(), set()) if cache else None
+    loader, config_path, config, data, selected = _open(root, env, environment, watch)
     lock_path = loader.lock_path(config, data, config_path, selected)
     manifest_paths = loader.find_manifests(config, data, config_path)
+    desired = None
+    if watch is not None and not loader.diagnostics:
+        desired = _from_cache(loader, manifest_paths, selected.name)
+    if desired is None:
+        desired = _load_desired(loader, manifest_paths)
+        if watch is not None and _cacheable(loader, config, selected.name, *watch):
+            _store(loader, manifest_paths, selected.name, desired)
+    return Project(
+        root=loader.root,
+        config=config,
+        config_path=config_path,
+        lock_path=lock_path,
+        manifest_paths=tuple(manifest_paths),
+        desired=desired,
+        environment=selected.name,
+    )
 
+
+def _load_desired(loader: _Loader, manifest_paths: list[Path]) -> Desired:
+    """Every manifest read, checked and resolved, then the knowledge files hashed; raises
+    ``ManifestError`` with every problem (including those found before, in the project file)."""
     assistants: dict[str, DesiredAssistant] = {}
     for path in manifest_paths:
         for desired, pos in loader.load_manifest(path):
@@ -759,12 +832,164 @@ def load_project(
     files = loader.hash_files()
     if loader.diagnostics:
         raise loader.failed()
-    return Project(
-        root=resolved,
-        config=config,
-        config_path=config_path,
-        lock_path=lock_path,
-        manifest_paths=tuple(manifest_paths),
-        desired=Desired(assistants=dict(sorted(assistants.items())), files=files),
-        environment=selected.name,
+    return Desired(assistants=dict(sorted(assistants.items())), files=files)
+
+
+# -- the cache ---------------------------------------------------------------------------------
+#
+# An entry (``cache.py`` stores it) records every input of a load besides ``assistsync.yaml``'s
+# own checks and the manifest globs, which run again on every load anyway:
+#
+# - ``manifests``: the files the globs matched;
+# - ``found`` / ``expanded``: every path a manifest names (base directory, entry as written,
+#   its kind) and the file(s) it resolved to; they are resolved again by the same functions
+#   (containment, symlinks, file types, glob matches) and must give the same files;
+# - ``texts``: the SHA-256 of every file read as text (project file, manifests, instructions,
+#   parameters files), read and hashed again;
+# - the knowledge files, hashed again and compared with the entry's ``Desired.files``: by
+#   content, not by size and modification time, which a same-size edit within the file
+#   system's timestamp granularity (or a tool that restores times) would not change;
+# - ``jsonschema``: its version, when a parameters schema needed it.
+#
+# ``${VAR}`` values are not recorded: a load that took a value from the process environment
+# is not cached at all (the value would sit in the entry's desired state, and it may be a
+# secret); values from the chosen environment's ``variables`` are part of assistsync.yaml,
+# whose bytes are recorded.
+
+
+class _Watched(Mapping[str, str]):
+    """``${VAR}`` values, noting every name asked for, whether set or not."""
+
+    def __init__(self, env: Mapping[str, str], names: set[str]) -> None:
+        self.env = env
+        self.names = names
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, str):
+            self.names.add(name)
+        return name in self.env
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        return self.env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.env)
+
+    def __len__(self) -> int:
+        return len(self.env)
+
+
+def _cacheable(
+    loader: _Loader,
+    config: ProjectConfig,
+    environment: str | None,
+    in_config: set[str],
+    in_manifests: set[str],
+) -> bool:
+    """Whether a load that succeeded may be kept: it took no value from the process
+    environment, and every path it resolved, it resolved without a problem."""
+    own = config.environments[environment].variables if environment else {}
+    if in_config or not in_manifests <= own.keys():
+        return False
+    return all(isinstance(r, Path) for r in loader.found.values()) and all(
+        not isinstance(r, PathProblem) and not r[1] for r in loader.expanded.values()
     )
+
+
+def _store(
+    loader: _Loader, manifest_paths: list[Path], environment: str | None, desired: Desired
+) -> None:
+    rel = loader.rel
+    record: dict[str, Any] = {
+        "manifests": [rel(p) for p in manifest_paths],
+        "found": [
+            [rel(base), raw, what, rel(path)]
+            for (base, raw, what), path in loader.found.items()
+            if isinstance(path, Path)
+        ],
+        "expanded": [
+            [rel(base), raw, what, [rel(p) for p in result[0]]]
+            for (base, raw, what), result in loader.expanded.items()
+            if not isinstance(result, PathProblem)
+        ],
+        "texts": sorted([rel(p), digest] for p, digest in (loader.digests or {}).items()),
+    }
+    # Instructions read from a file are named, not copied: the file is read to check it anyway.
+    named = {
+        key: rel(path)
+        for key, path in loader.instruction_files.items()
+        if key in desired.assistants and desired.assistants[key].instructions is not None
+    }
+    record["instructions"] = named
+    if used_jsonschema():
+        record["jsonschema"] = library_version("jsonschema")
+    left_out = {"assistants": {key: {"instructions"} for key in named}}
+    write_entry(
+        loader.root, environment, record, desired.model_dump_json(exclude=left_out).encode()
+    )
+
+
+def _from_cache(
+    loader: _Loader, manifest_paths: list[Path], environment: str | None
+) -> Desired | None:
+    """The desired state of the cache entry, when it is intact and every input it records is
+    unchanged; ``None`` otherwise. Never raises: an unusable entry is only a full load."""
+    found = read_entry(loader.root, environment)
+    if found is None:
+        return None
+    try:
+        # A loader of its own: what it resolves for a stale entry must not be recorded again.
+        return _verified(_Loader(loader.root, loader.env), *found, manifest_paths)
+    except (
+        LookupError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        OSError,
+        PathProblem,
+        RecursionError,
+    ):
+        return None
+
+
+def _verified(
+    loader: _Loader, entry: dict[str, Any], value: bytes, manifest_paths: list[Path]
+) -> Desired | None:
+    root = loader.root
+    if entry["manifests"] != [loader.rel(p) for p in manifest_paths]:
+        return None
+    if "jsonschema" in entry and entry["jsonschema"] != library_version("jsonschema"):
+        return None
+    # Paths compared as strings (both sides normalised), each base directory made once:
+    # a thousand entries name files in a handful of directories.
+    at = functools.partial(os.path.join, os.fspath(root))
+    bases = {name: root / name for name in {e[0] for e in entry["found"] + entry["expanded"]}}
+    for base, raw, what, found in entry["found"]:
+        if os.fspath(loader.existing_file(bases[base], raw, what)) != at(found):
+            return None
+    for base, raw, what, found in entry["expanded"]:
+        paths, problems = loader.expand(bases[base], raw, what)
+        if problems or [loader.rel(p) for p in paths] != found:
+            return None
+    named: dict[str, str] = entry["instructions"]
+    wanted = set(named.values())
+    texts: dict[str, str | BadUtf8] = {}
+    for name, digest in entry["texts"]:
+        with open(at(name), "rb") as f:
+            raw = f.read()
+        if hashlib.sha256(raw).hexdigest() != digest:
+            return None
+        if name in wanted:
+            texts[name] = decode_utf8(raw)
+    data = json.loads(value)
+    for key, name in named.items():
+        text = texts[name]
+        if not isinstance(text, str):
+            return None
+        data["assistants"][key]["instructions"] = text
+    desired = Desired.model_validate(data)
+    for name, file in desired.files.items():
+        if sha256_file(root / name) != (file.sha256, file.size):
+            return None
+    return desired

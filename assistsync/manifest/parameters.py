@@ -60,6 +60,11 @@ def _validator_of(cls: type[Validator]) -> Validator:
     return cls(cls.META_SCHEMA)
 
 
+def used_jsonschema() -> bool:
+    """Whether a schema of this run needed jsonschema's verdict (its version then matters)."""
+    return _validator_of.cache_info().currsize > 0
+
+
 _SIMPLE_TYPES = frozenset(("array", "boolean", "integer", "null", "number", "object", "string"))
 _PLAIN_KEYS = frozenset(("type", "properties", "required", "description", "title", "enum", "items"))
 

@@ -156,9 +156,9 @@ class _Builder:
         return value
 
     def scalar(self, node: ScalarNode) -> Any:
-        if node.tag == _STR_TAG:
+        if _tag(node) == _STR_TAG:
             text: str = node.value
-            if self.env is not None:
+            if self.env is not None and "$" in text:
                 text, problems = substitute(text, self.env)
                 for message in problems:
                     self.problem(_pos(node), message)
@@ -181,9 +181,13 @@ class _Builder:
 
     def mapping(self, node: MappingNode) -> YMap:
         result = YMap(_pos(node))
+        key_pos, value_pos = result.key_pos, result.value_pos
         merges: list[YMap] = []
+        # The loop runs for every key of every manifest: a tag is read once and positions are
+        # built in place.
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
+            tag = _tag(key_node)
+            if tag == _MERGE_TAG:
                 merged = self.build(value_node)
                 items = merged if isinstance(merged, list) else [merged]
                 if not all(isinstance(m, YMap) for m in items):
@@ -194,15 +198,17 @@ class _Builder:
             if not isinstance(key_node, ScalarNode):
                 self.problem(_pos(key_node), "mapping keys must be plain values, not collections")
                 continue
-            key = self.scalar_key(key_node)
-            if key in result.key_pos:
-                line, col = result.key_pos[key]
+            key = key_node.value if tag == _STR_TAG else self.scalar_key(key_node)
+            if key in key_pos:
+                line, col = key_pos[key]
                 self.problem(
                     _pos(key_node), f"duplicate key {key!r} (first defined at line {line}:{col})"
                 )
                 continue
-            result.key_pos[key] = _pos(key_node)
-            result.value_pos[key] = _pos(value_node)
+            mark = key_node.start_mark
+            key_pos[key] = (mark.line + 1, mark.column + 1)
+            mark = value_node.start_mark
+            value_pos[key] = (mark.line + 1, mark.column + 1)
             result[key] = self.build(value_node)
         # Explicit keys win over merged ones, and earlier merges over later ones (YAML merge spec).
         for merged in merges:
@@ -261,6 +267,13 @@ def _default_yaml() -> YAML:
     return yaml
 
 
+def _tag(node: Node) -> str | None:
+    """``node.tag``, without making it: ruamel builds that string from the node's ``Tag``
+    object on every read, while almost every scalar shares the resolver's one plain-string
+    ``Tag`` (what a plain or quoted string resolves to)."""
+    return _STR_TAG if node.ctag is _PLAIN_STR else node.tag
+
+
 class _Yaml12Resolver(VersionedResolver):
     """ruamel's resolver, fixed at YAML 1.2 (its default version).
 
@@ -299,3 +312,11 @@ def read_yaml(
     except YAMLError as exc:  # pragma: no cover - every parser error above carries a position
         return None, [Problem(1, 1, f"YAML syntax error: {exc}")]
     return data, builder.problems
+
+
+_PLAIN_STR = (
+    _Yaml12Resolver.DEFAULT_SCALAR_TAG
+    if str(_Yaml12Resolver.DEFAULT_SCALAR_TAG) == _STR_TAG
+    else None
+)
+"""The ``Tag`` object the resolver gives every string scalar it does not resolve otherwise."""

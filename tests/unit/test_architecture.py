@@ -67,6 +67,11 @@ def test_imports_follow_the_data_flow(name: str) -> None:
         assert not extra, f"{path.relative_to(PACKAGE.parent)} imports {sorted(extra)}"
 
 
+def test_the_load_cache_only_stores() -> None:
+    # what an entry records and how it is checked is the loader's; the store knows no model
+    assert imports_of(PACKAGE / "manifest" / "cache.py") == set()
+
+
 def test_the_checker_sees_imports() -> None:
     # the rule above must be able to fail: the CLI wires everything, so it imports a lot
     assert {"api", "manifest", "server"} <= set().union(*map(imports_of, files_of("cli")))

@@ -20,7 +20,13 @@ from assistsync.model import (
     RetiredFile,
     SourceLocation,
 )
-from assistsync.planner import desired_fingerprint, live_config, live_fingerprint, make_plan
+from assistsync.planner import (
+    desired_fingerprint,
+    live_config,
+    live_fingerprint,
+    make_plan,
+    prepare,
+)
 from assistsync.render import render_text
 
 SRC = SourceLocation(file="assistants/a.yaml", line=2, col=3)
@@ -381,3 +387,23 @@ def test_fingerprints_are_the_hashes_saved_plans_were_made_with() -> None:
         mine.model_dump_json().encode(), upload.model_dump_json().encode(), tail
     )
     assert live_fingerprint(live, lock) == expected
+
+
+def test_a_plan_prepared_ahead_is_the_same_plan() -> None:
+    # prepare() runs while the live state is read; the plan must not depend on when
+    d = desired(want("a", instructions="Be brief."), want("b"), want("c"))
+    lock = Lock(
+        lineage="x", assistants={"a": owned(d, "a", "asst_a"), "c": owned(d, "c", "asst_c")}
+    )
+    live = Live(
+        assistants=(
+            live_of(d.assistants["a"], "asst_a", instructions="Edited outside."),
+            live_of(d.assistants["c"], "asst_c"),
+        )
+    )
+    plain = make_plan(d, live, lock, root="/r", endpoint="e")
+    assert make_plan(d, live, lock, root="/r", endpoint="e", prepared=prepare(d)) == plain
+    assert [c.action for c in plain.assistants] == ["update", "create", "no-op"]
+    # prepared for other manifests, it is not used
+    other = prepare(desired(want("a", instructions="Other.")))
+    assert make_plan(d, live, lock, root="/r", endpoint="e", prepared=other) == plain
