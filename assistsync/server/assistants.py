@@ -8,7 +8,6 @@ assistant deleted between two pages still locates its position.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,17 @@ from assistsync.server.common import (
     plain,
     response_format_value,
 )
-from assistsync.server.db import Database, Json, Page, PageQuery, Schema, dumps, new_id, page_rows
+from assistsync.server.db import (
+    Database,
+    Json,
+    Page,
+    PageQuery,
+    Schema,
+    dumps,
+    loads,
+    new_id,
+    page_rows,
+)
 from assistsync.server.files import require_files
 from assistsync.server.framework.errors import bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
@@ -168,7 +177,7 @@ def file_ids_of(db: sqlite3.Connection, assistant_ids: Sequence[str]) -> dict[st
 
 
 def render_assistant(row: sqlite3.Row, file_ids: list[str]) -> Json:
-    body: Json = json.loads(row["body"])
+    body: Json = loads(row["body"])
     return {
         "id": row["id"],
         "object": "assistant",
@@ -263,7 +272,7 @@ def modify_assistant(
     """
     with database.write() as db:
         row = live_assistant(db, assistant_id)
-        body: Json = json.loads(row["body"])
+        body: Json = loads(row["body"])
         body.update(changes)
         db.execute("UPDATE assistants SET body = ? WHERE seq = ?", (dumps(body), row["seq"]))
         if file_ids is not None:

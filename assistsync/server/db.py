@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request
 
 Json = dict[str, Any]
@@ -57,14 +59,31 @@ PAGE_PARAMS = ("limit", "order", "after", "before")
 """The query parameters of every cursor list."""
 
 
+_RANDOM = secrets.SystemRandom()
+
+
 def new_id(prefix: str) -> str:
-    """``prefix`` + 24 random alphanumerics, the shape of the hosted API's ids."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    """``prefix`` + 24 random alphanumerics, the shape of the hosted API's ids.
+
+    One draw of 24 from the operating system's generator (``secrets.choice`` per character
+    cost ~17 µs per id, a tenth of a create)."""
+    return prefix + "".join(_RANDOM.choices(_ALPHABET, k=24))
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for a stored column."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON for a stored column (read back with :func:`loads`)."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    """A stored column's JSON (written by :func:`dumps`; orjson, or json for what it refuses)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class DatabaseUnavailable(Exception):

@@ -22,8 +22,11 @@ its own connection. :func:`start_http` runs a server on a background thread and 
 from __future__ import annotations
 
 import contextlib
+import email.parser
 import email.utils
 import hmac
+import http.client
+import re
 import secrets
 import selectors
 import socket
@@ -33,7 +36,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -252,16 +255,59 @@ def _http_date() -> str:
     return text
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "assistsync"
-    sys_version = ""
+MAX_LINE = 65536
+"""Longest request line or header line read (as the standard library's HTTP server)."""
+MAX_HEADERS = 100
+"""Most header lines read, the blank line that ends them included (as the standard library)."""
+METHODS = frozenset({"GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS"})
+"""Methods a request may use; any other is a 501 (routes then decide 404/405)."""
+
+# One header line in its plain form: a token name, a colon, the value, CRLF or LF. Anything
+# else (folded lines, a bare CR, a line without a colon) goes to the e-mail parser.
+_HEADER_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)\r?\n")
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
+def parse_header_lines(lines: Sequence[bytes]) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a request's header lines (the blank line excluded).
+
+    Exactly what the standard library's HTTP server sees (``http.client.parse_headers``, i.e.
+    the e-mail parser with its ``compat32`` policy), without its cost in the common case:
+    plain ``Name: value`` lines are split here; a block with any other line (a folded
+    continuation, a line without a colon, a bare CR) is handed to the e-mail parser whole.
+    """
+    pairs: list[tuple[str, str]] = []
+    match = _HEADER_LINE.fullmatch
+    for line in lines:
+        found = match(line)
+        if found is None:
+            text = b"".join(lines).decode("iso-8859-1")
+            message = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+            return [(name, str(value)) for name, value in message.items()]
+        name, value = found.groups()
+        pairs.append((name.decode("ascii"), value.decode("iso-8859-1")))
+    return pairs
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    """One connection: read a request, serve it, repeat while the connection is kept alive.
+
+    The request line and header limits, the HTTP version rules, ``Connection`` and
+    ``Expect: 100-continue`` follow the standard library's ``BaseHTTPRequestHandler``; the
+    per-request work is ours so that it costs little (no e-mail message per request).
+    """
+
     disable_nagle_algorithm = True
     timeout = 300  # an idle keep-alive connection releases its thread after five minutes
     server: _Server
 
     def setup(self) -> None:
         super().setup()
+        self.close_connection = True
+        self.requestline = ""
+        self.request_version = "HTTP/0.9"
+        self.command = ""
+        self.path = ""
         self.server.app.track(self.connection)
 
     def finish(self) -> None:
@@ -272,28 +318,112 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.app.untrack(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: every request gets exactly one line through the ``log`` callback."""
+    def handle(self) -> None:
+        self.close_connection = True
+        self._one_request()
+        while not self.close_connection:
+            self._one_request()
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Protocol-level errors raised by the stdlib parser, in the API's error envelope."""
+    def _one_request(self) -> None:
+        self.close_connection = True
+        try:
+            raw = self.rfile.readline(MAX_LINE + 1)
+            if not raw:
+                return  # the client closed the connection
+            self.requestline = ""
+            self.request_version = "HTTP/0.9"
+            self.command = ""
+            if len(raw) > MAX_LINE:
+                self.send_error(414)
+                return
+            if self._parse(raw):
+                self._dispatch()
+        except (TimeoutError, ConnectionError):
+            return  # idle past the timeout, or the client vanished: close
+
+    def _parse(self, raw: bytes) -> bool:
+        """Read the request line and headers; False (after any error response) to stop."""
+        requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+        self.requestline = requestline
+        words = requestline.split()
+        if not words:
+            return False
+        if len(words) >= 3:
+            version = words[-1]
+            try:
+                if not version.startswith("HTTP/"):
+                    raise ValueError
+                numbers = version.split("/", 1)[1].split(".")
+                if len(numbers) != 2 or any(
+                    not part.isdigit() or len(part) > 10 for part in numbers
+                ):
+                    raise ValueError
+                major, minor = int(numbers[0]), int(numbers[1])
+            except ValueError:
+                self.send_error(400, f"Bad request version ({version!r})")
+                return False
+            if (major, minor) >= (1, 1):
+                self.close_connection = False
+            if (major, minor) >= (2, 0):
+                self.send_error(505, f"Invalid HTTP version ({version.split('/', 1)[1]})")
+                return False
+            self.request_version = version
+        if not 2 <= len(words) <= 3:
+            self.send_error(400, f"Bad request syntax ({requestline!r})")
+            return False
+        command, path = words[:2]
+        if len(words) == 2:
+            self.close_connection = True
+            if command != "GET":
+                self.send_error(400, f"Bad HTTP/0.9 request type ({command!r})")
+                return False
+        self.command = command
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")  # not a scheme-relative URL (as the stdlib)
+        self.path = path
+        lines: list[bytes] = []
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            if len(line) > MAX_LINE:
+                self.send_error(431, "Line too long")
+                return False
+            if len(lines) + 1 > MAX_HEADERS:
+                self.send_error(431, "Too many headers")
+                return False
+            if line in (b"\r\n", b"\n", b""):
+                break
+            lines.append(line)
+        headers: dict[str, str] = {}
+        connection = expect = None
+        for name, value in parse_header_lines(lines):
+            key = name.lower()
+            if key in headers:
+                headers[key] = f"{headers[key]}, {value}"
+            else:
+                headers[key] = value
+                if key == "connection":
+                    connection = value.lower()
+                elif key == "expect":
+                    expect = value.lower()
+        self.request_headers = headers
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if expect == "100-continue" and self.request_version >= "HTTP/1.1":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if command not in METHODS:
+            self.send_error(501, f"Unsupported method ({command!r})")
+            return False
+        return True
+
+    def send_error(self, code: int, message: str | None = None) -> None:
+        """Protocol-level errors (the request line and headers), in the API's error envelope."""
         self.close_connection = True
         self.server.app.log(f"{self.requestline or '-'} {code} (malformed request)")
-        error = ApiError(code, message or explain or HTTPStatus(code).phrase)
+        error = ApiError(code, message or HTTPStatus(code).phrase)
         headers = {"x-request-id": "req_" + secrets.token_hex(16)}
         self._send(_error_response(error), headers, head_only=False)
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
-
-    def _headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for name, value in self.headers.items():
-            key = name.lower()
-            out[key] = f"{out[key]}, {value}" if key in out else value
-        return out
 
     def _dispatch(self) -> None:
         app = self.server.app
@@ -303,13 +433,16 @@ class _Handler(BaseHTTPRequestHandler):
         match = app.router.match(method, url.path)
         app.stats.count(match.route.key if match.route else f"{method} (no route)")
         headers = {"x-request-id": "req_" + secrets.token_hex(16)}
-        request_headers = self._headers()
+        request_headers = self.request_headers
         body: BodyReader | None = None
         lost = False
-        # Reading the body: a stalled client times out sooner (the except below closes).
-        self.connection.settimeout(app.body_idle_timeout_s)
+        timeout_changed = False
         try:
             body = BodyReader(self.rfile, request_headers)
+            if not body.exhausted:
+                # Reading the body: a stalled client times out sooner (the except below closes).
+                self.connection.settimeout(app.body_idle_timeout_s)
+                timeout_changed = True
             response = self._serve(
                 app, method, url.path, url.query, match, body, request_headers, headers
             )
@@ -345,9 +478,10 @@ class _Handler(BaseHTTPRequestHandler):
             # The rest of this request cannot be skipped cheaply (or its framing is unknown),
             # so the next bytes on the connection are not a request: close after responding.
             self.close_connection = True
-        # Reads are over: the response (a stream may last long) and the keep-alive wait for
-        # the next request get the connection's own timeout back.
-        self.connection.settimeout(self.timeout)
+        if timeout_changed:
+            # Reads are over: the response (a stream may last long) and the keep-alive wait for
+            # the next request get the connection's own timeout back.
+            self.connection.settimeout(self.timeout)
         elapsed = (time.perf_counter() - started) * 1000
         if lost:
             response.close()
@@ -440,7 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
         stream, chunks = response.stream, response.chunks
         try:
             lines = [
-                f"HTTP/1.1 {response.status} {HTTPStatus(response.status).phrase}",
+                f"HTTP/1.1 {response.status} {_PHRASES[response.status]}",
                 f"content-type: {response.content_type}",
             ]
             payload = b""

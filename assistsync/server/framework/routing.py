@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote
 
+import orjson
 from python_multipart.multipart import parse_options_header
 
 from assistsync.server.framework.errors import ApiError, bad_request
@@ -161,6 +162,21 @@ class Request(Generic[C]):
         return parse_json_object(self.body.read_all(JSON_BODY_LIMIT))
 
 
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, keys in insertion order (as ``json.dumps`` with
+    ``ensure_ascii=False`` and compact separators).
+
+    orjson does it an order of magnitude faster; what it refuses (integers beyond 64 bits,
+    keys that are not strings) goes to :func:`json.dumps`. Floats are written in their
+    shortest round-trip form either way (``1e-05`` may read ``0.00001``: the same number); a
+    non-finite float, which JSON cannot hold, is ``null``.
+    """
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass
 class Response:
     """What a handler answers: exactly one of three bodies.
@@ -184,8 +200,9 @@ class Response:
     chunks: Iterator[bytes] | None = None
 
     def body(self) -> bytes:
-        """The JSON payload serialised compactly (a stream or chunks are sent separately)."""
-        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        """The JSON payload serialised compactly as UTF-8 (a stream or chunks are sent
+        separately)."""
+        return encode_json(self.payload)
 
     def close(self) -> None:
         """Release a body that will not be sent (a dropped response, a HEAD request)."""
