@@ -350,11 +350,11 @@ def _delete(request: Request[Context]) -> Response:
 GROUP = Group(
     title="assistants",
     routes=(
-        Route("GET", "/v1/assistants", _list, beta=True),
-        Route("POST", "/v1/assistants", _create, beta=True),
-        Route("GET", "/v1/assistants/{assistant_id}", _get, beta=True),
-        Route("POST", "/v1/assistants/{assistant_id}", _modify, beta=True),
-        Route("DELETE", "/v1/assistants/{assistant_id}", _delete, beta=True),
+        Route("GET", "/v1/assistants", _list, beta=True, quick=True),
+        Route("POST", "/v1/assistants", _create, beta=True, quick=True),
+        Route("GET", "/v1/assistants/{assistant_id}", _get, beta=True, quick=True),
+        Route("POST", "/v1/assistants/{assistant_id}", _modify, beta=True, quick=True),
+        Route("DELETE", "/v1/assistants/{assistant_id}", _delete, beta=True, quick=True),
     ),
     schema=SCHEMA,
 )

@@ -56,6 +56,12 @@ BODY_IDLE_TIMEOUT_S = 30.0
 less than its Content-Length loses its connection after this, instead of holding a handler
 thread for the connection's five-minute keep-alive timeout."""
 
+QUICK_BODY_LIMIT = 1024 * 1024
+"""A quick route's request body up to this size is read before its handler runs (see
+:attr:`~.routing.Route.quick`); a larger or chunked one makes the request an ordinary one."""
+QUICK_WAIT_S = 1.0
+"""The longest a quick handler waits for its turn before it runs beside the others."""
+
 MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header "
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). This server accepts any non-empty "
@@ -103,6 +109,8 @@ class App(Generic[C]):
         self.router = Router(routes)
         self.api_key = api_key
         self.log = log
+        self.turn = threading.Lock()
+        """Held while a quick handler runs (see :attr:`~.routing.Route.quick`)."""
         self._conn_lock = threading.Lock()
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._closing = False
@@ -568,6 +576,13 @@ class _Handler(socketserver.StreamRequestHandler):
             body=body,
             context=app.context,
         )
+        if route.quick and body.prefetch(QUICK_BODY_LIMIT):
+            turn = app.turn.acquire(timeout=QUICK_WAIT_S)
+            try:
+                return route.handler(request)
+            finally:
+                if turn:
+                    app.turn.release()
         return route.handler(request)
 
     def _send(self, response: Response, headers: dict[str, str], *, head_only: bool) -> None:

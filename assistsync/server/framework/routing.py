@@ -8,6 +8,7 @@ values (faults, auth, framing, logging).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -59,6 +60,21 @@ class BodyReader:
                 raise bad_request(f"Invalid Content-Length header {raw!r}.")
             self.length = int(raw)
             self._done = self.length == 0
+
+    def prefetch(self, limit: int) -> bool:
+        """Read a Content-Length body of at most ``limit`` bytes into memory now, so that the
+        handler's reads cannot wait for the client. True when the body is in memory (or
+        empty); False for a chunked or larger body, which stays on the connection.
+
+        A body that ends early is kept as far as it came: the handler's read then fails as
+        it would have on the connection.
+        """
+        if self._done:
+            return True
+        if self.length is None or self.length - self.consumed > limit:
+            return False
+        self._stream = io.BytesIO(self._stream.read(self.length - self.consumed))
+        return True
 
     @property
     def exhausted(self) -> bool:
@@ -241,6 +257,14 @@ class Route(Generic[C]):
     ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``;
     ``public`` ones need no API key (e.g. a page saying where the API is). ``summary`` is a
     few words for ``--help`` (optional).
+
+    ``quick`` promises that the handler never waits for anything but the database's short
+    lock: no long poll, no event, no network, no reading of a request body beyond a small one
+    the server has already read (a stream it returns is sent afterwards, outside the handler).
+    The server runs quick handlers one at a time: on one interpreter they cannot run in
+    parallel anyway, and taking turns costs far less CPU than threads contending for the
+    interpreter lock. A handler that breaks the promise only slows the others down (each
+    waits for its turn at most :data:`~.http.QUICK_WAIT_S` before running anyway).
     """
 
     method: str
@@ -249,6 +273,7 @@ class Route(Generic[C]):
     beta: bool = False
     summary: str = ""
     public: bool = False
+    quick: bool = False
 
     @property
     def key(self) -> str:
