@@ -59,15 +59,17 @@ PAGE_PARAMS = ("limit", "order", "after", "before")
 """The query parameters of every cursor list."""
 
 
-_RANDOM = secrets.SystemRandom()
-
-
 def new_id(prefix: str) -> str:
     """``prefix`` + 24 random alphanumerics, the shape of the hosted API's ids.
 
-    One draw of 24 from the operating system's generator (``secrets.choice`` per character
-    cost ~17 µs per id, a tenth of a create)."""
-    return prefix + "".join(_RANDOM.choices(_ALPHABET, k=24))
+    The characters come from one read of the operating system's generator, each byte below
+    248 (4 × 62) taken modulo 62 so that every character is equally likely (``secrets.choice``
+    per character read it 24 times: ~17 µs per id, a tenth of a create).
+    """
+    chars = [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    while len(chars) < 24:  # fewer than 24 of 32 bytes usable: about once in a million
+        chars += [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    return prefix + "".join(chars[:24])
 
 
 def dumps(value: Any) -> str:

@@ -356,7 +356,10 @@ class _Handler(socketserver.StreamRequestHandler):
         words = requestline.split()
         if not words:
             return False
-        if len(words) >= 3:
+        if len(words) == 3 and words[2] == "HTTP/1.1":  # nearly every request
+            self.close_connection = False
+            self.request_version = "HTTP/1.1"
+        elif len(words) >= 3:
             version = words[-1]
             try:
                 if not version.startswith("HTTP/"):
@@ -437,8 +440,13 @@ class _Handler(socketserver.StreamRequestHandler):
         app = self.server.app
         started = time.perf_counter()
         method = self.command
-        url = urlsplit(self.path)
-        match = app.router.match(method, url.path)
+        target = self.path
+        if "?" in target or "#" in target or not target.startswith("/"):
+            url = urlsplit(target)
+            path, query = url.path, url.query
+        else:  # a plain path, as clients send: nothing to split
+            path, query = target, ""
+        match = app.router.match(method, path)
         app.stats.count(match.route.key if match.route else f"{method} (no route)")
         headers = {"x-request-id": "req_" + secrets.token_hex(16)}
         request_headers = self.request_headers
@@ -451,9 +459,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 # Reading the body: a stalled client times out sooner (the except below closes).
                 self.connection.settimeout(app.body_idle_timeout_s)
                 timeout_changed = True
-            response = self._serve(
-                app, method, url.path, url.query, match, body, request_headers, headers
-            )
+            response = self._serve(app, method, path, query, match, body, request_headers, headers)
             lost = (
                 method in MUTATING and response.status < 300 and app.injector.lose_this_response()
             )
@@ -570,7 +576,7 @@ class _Handler(socketserver.StreamRequestHandler):
         request = Request(
             method=method,
             path=path,
-            query=parse_qs(query, keep_blank_values=True),
+            query=parse_qs(query, keep_blank_values=True) if query else {},
             headers=request_headers,
             params=match.params,
             body=body,

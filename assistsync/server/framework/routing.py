@@ -8,6 +8,7 @@ values (faults, auth, framing, logging).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -275,7 +276,7 @@ class Route(Generic[C]):
     public: bool = False
     quick: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The name requests are counted under, e.g. ``"GET /v1/assistants/{assistant_id}"``."""
         return f"{self.method} {self.template}"
@@ -310,9 +311,24 @@ class Router(Generic[C]):
         for route in sorted(routes, key=lambda r: r.template.count("{")):
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.template)
             self._routes.append((re.compile(pattern), route))
+        # The answers for paths without parameters (``/v1/assistants``), found once each: a
+        # request for one is a dictionary look-up instead of a walk through every pattern.
+        self._fixed_paths = frozenset(r.template for r in routes if "{" not in r.template)
+        self._fixed: dict[tuple[str, str], tuple[Route[C] | None, tuple[str, ...]]] = {}
 
     def match(self, method: str, path: str) -> Match[C]:
         """The route serving ``method path``."""
+        if path in self._fixed_paths:
+            known = self._fixed.get((method, path))
+            if known is None:
+                found = self._search(method, path)
+                known = (found.route, found.allowed)
+                if len(self._fixed) < 4096:  # methods are the client's choice: stay bounded
+                    self._fixed[(method, path)] = known
+            return Match(known[0], {}, known[1])
+        return self._search(method, path)
+
+    def _search(self, method: str, path: str) -> Match[C]:
         allowed: list[str] = []
         for pattern, route in self._routes:
             found = pattern.fullmatch(path)
