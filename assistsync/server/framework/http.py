@@ -26,6 +26,7 @@ import email.parser
 import email.utils
 import hmac
 import http.client
+import io
 import re
 import secrets
 import selectors
@@ -35,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
@@ -187,6 +189,325 @@ def _check_beta(value: str | None) -> None:
         )
 
 
+class _Prefixed(io.RawIOBase):
+    """A connection's reader that first gives back bytes read from it earlier (by the loop)."""
+
+    def __init__(self, prefix: bytes, rest: io.BufferedIOBase) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._rest.readinto1(buffer)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A response the loop computed and a connection thread sends (a stream or a file)."""
+
+    method: str
+    target: str
+    response: Response
+    headers: dict[str, str]
+    elapsed: float
+    close: bool
+
+
+class _LoopConn:
+    """A connection the loop serves: its unparsed bytes and its unsent ones."""
+
+    __slots__ = ("buf", "closing", "out", "peer", "since", "sock", "waiting")
+
+    def __init__(self, sock: socket.socket, peer: Any, now: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.buf = bytearray()
+        self.out: memoryview | None = None
+        self.since = now  # the last bytes received or sent
+        self.waiting: tuple[str, str, float] | None = None  # a body still arriving
+        self.closing = False  # close once ``out`` is sent
+
+
+_PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")
+LOOP_TICK_S = 0.25
+"""How often the loop looks for idle connections and stalled bodies."""
+
+
+class _Loop:
+    """Serves the quick requests of every connection on one thread, without a thread each.
+
+    Most requests a client makes on a keep-alive connection are plain and quick (see
+    :attr:`~.routing.Route.quick`): a whole head, a small body, a handler that does not wait,
+    a JSON answer. Served here, one after the other as their bytes arrive, they cost no
+    thread switch and no contention for the interpreter lock, which is most of what a
+    request cost when every connection had its own thread. Anything else — a route that is
+    not quick, a large or chunked body, ``Expect``, injected latency, a request line or header
+    that is not in its plain form, a streamed or file response — moves the connection to a
+    thread of its own for good (:class:`_Handler`, with the bytes read so far), which serves
+    it exactly as before. So the loop only needs the plain case right; the thread keeps every
+    rule and limit of the protocol.
+    """
+
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.app = server.app
+        self.selector = selectors.DefaultSelector()
+        self.conns: dict[socket.socket, _LoopConn] = {}
+
+    def run(self) -> None:
+        server, selector = self.server, self.selector
+        server.socket.setblocking(False)
+        selector.register(server.socket, selectors.EVENT_READ, None)
+        selector.register(server.wake_recv, selectors.EVENT_READ, None)
+        next_tick = time.monotonic() + LOOP_TICK_S
+        try:
+            while not server.stopping:
+                for key, mask in selector.select(LOOP_TICK_S):
+                    conn = key.data
+                    if conn is None:
+                        if key.fileobj is server.socket and not server.stopping:
+                            self._accept()
+                        continue
+                    try:
+                        if mask & selectors.EVENT_WRITE:
+                            self._flush(conn)
+                        else:
+                            self._read(conn)
+                    except Exception:
+                        self.app.log(
+                            "unexpected error in the server's connection loop:\n"
+                            + traceback.format_exc().rstrip()
+                        )
+                        self._drop(conn)
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick(now)
+                    next_tick = now + LOOP_TICK_S
+        finally:
+            for conn in list(self.conns.values()):
+                self._drop(conn)
+            selector.close()
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                sock, peer = self.server.socket.accept()
+            except OSError:
+                return  # none left (or the peer gave up between select() and accept())
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _LoopConn(sock, peer, time.monotonic())
+            self.conns[sock] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _tick(self, now: float) -> None:
+        """Close connections idle past the keep-alive timeout, and those whose body stalled."""
+        for conn in list(self.conns.values()):
+            idle = now - conn.since
+            if conn.waiting is not None and idle > self.app.body_idle_timeout_s:
+                method, target, started = conn.waiting
+                elapsed = (time.perf_counter() - started) * 1000
+                self.app.log(f"{method} {target} --- {elapsed:.1f}ms (client disconnected)")
+                self._drop(conn)
+            elif idle > _Handler.timeout:
+                self._drop(conn)
+
+    def _read(self, conn: _LoopConn) -> None:
+        try:
+            data = conn.sock.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if conn.buf:  # the client ended inside a request: the thread answers as ever
+                self._handoff(conn)
+            else:
+                self._drop(conn)
+            return
+        conn.buf += data
+        conn.since = time.monotonic()
+        self._serve_buffered(conn)
+
+    def _serve_buffered(self, conn: _LoopConn) -> None:
+        while conn.buf and conn.out is None and conn.sock in self.conns:
+            if not self._serve_one(conn):
+                return
+
+    def _serve_one(self, conn: _LoopConn) -> bool:
+        """Serve the first request in ``conn.buf``; False when it is not all there yet or the
+        connection has left the loop."""
+        buf = conn.buf
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_LINE:  # a head this long: the thread applies the limits
+                self._handoff(conn)
+            return False
+        lines = bytes(buf[:end]).split(b"\r\n")
+        words = lines[0].decode("iso-8859-1").split()
+        pairs: list[tuple[str, str]] = []
+        plain = (
+            end + 4 <= MAX_LINE
+            and len(lines) <= MAX_HEADERS
+            and len(words) == 3
+            and words[2] == "HTTP/1.1"
+            and words[0] in METHODS
+            and words[1].startswith("/")
+            and not words[1].startswith("//")
+        )
+        if plain:
+            match_line = _PLAIN_LINE.fullmatch
+            for line in lines[1:]:
+                found = match_line(line)
+                if found is None:
+                    plain = False
+                    break
+                name, value = found.groups()
+                pairs.append((name.decode("ascii"), value.decode("iso-8859-1")))
+        if not plain:
+            self._handoff(conn)
+            return False
+        method, target = words[0], words[1]
+        headers, connection, expect = _combine(pairs)
+        app = self.app
+        path, query = _split_target(target)
+        match = app.router.match(method, path)
+        length_text = headers.get("content-length", "0").strip()
+        if (
+            expect is not None
+            or app.faults.latency_ms > 0
+            or match.route is None
+            or not match.route.quick
+            or "transfer-encoding" in headers
+            or not (length_text.isascii() and length_text.isdigit())
+            or int(length_text) > QUICK_BODY_LIMIT
+        ):
+            self._handoff(conn)
+            return False
+        total = end + 4 + int(length_text)
+        if len(buf) < total:
+            if conn.waiting is None:
+                conn.waiting = (method, target, time.perf_counter())
+            return False
+        conn.waiting = None
+        body = bytes(buf[end + 4 : total])
+        del buf[:total]
+        self._respond(conn, method, target, path, query, match, headers, body)
+        if connection == "close":
+            conn.closing = True
+            if conn.out is None and conn.sock in self.conns:
+                self._drop(conn, graceful=True)
+        return True
+
+    def _respond(
+        self,
+        conn: _LoopConn,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+        match: Match[Any],
+        request_headers: dict[str, str],
+        body: bytes,
+    ) -> None:
+        """What :meth:`_Handler._dispatch` does, for a request whose body is in memory."""
+        app = self.app
+        started = time.perf_counter()
+        assert match.route is not None
+        app.stats.count(match.route.key)
+        headers = {"x-request-id": "req_" + secrets.token_hex(16)}
+        reader = BodyReader(io.BytesIO(body), request_headers)
+        lost = False
+        try:
+            response = _serve(app, method, path, query, match, reader, request_headers, headers)
+            lost = (
+                method in MUTATING and response.status < 300 and app.injector.lose_this_response()
+            )
+        except ApiError as exc:
+            response = _error_response(exc)
+        except Exception:
+            response = _unexpected(app, method, target, headers["x-request-id"])
+        reader.finish(DRAIN_LIMIT)  # in memory: the connection stays in sync
+        elapsed = (time.perf_counter() - started) * 1000
+        if lost:
+            response.close()
+            app.log(f"{method} {target} {response.status} {elapsed:.1f}ms (response dropped)")
+            self._drop(conn)
+            return
+        if response.chunks is not None or response.stream is not None:
+            pending = _Pending(method, target, response, headers, elapsed, conn.closing)
+            self._handoff(conn, pending)
+            return
+        payload = response.body()
+        head = _head(response, headers, f"content-length: {len(payload)}", close=conn.closing)
+        self._write(conn, head if method == "HEAD" else head + payload)
+        app.log(f"{method} {target} {response.status} {elapsed:.1f}ms")
+
+    def _write(self, conn: _LoopConn, data: bytes) -> None:
+        try:
+            sent = conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._drop(conn)
+            return
+        if sent < len(data):
+            conn.out = memoryview(data)[sent:]
+            self.selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+
+    def _flush(self, conn: _LoopConn) -> None:
+        assert conn.out is not None
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        conn.since = time.monotonic()
+        conn.out = conn.out[sent:] or None
+        if conn.out is not None:
+            return
+        if conn.closing:
+            self._drop(conn, graceful=True)
+            return
+        self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        self._serve_buffered(conn)
+
+    def _drop(self, conn: _LoopConn, *, graceful: bool = False) -> None:
+        """Close the connection (``graceful``: after the response, as a thread would)."""
+        if self.conns.pop(conn.sock, None) is None:
+            return
+        self.selector.unregister(conn.sock)
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_WR if graceful else socket.SHUT_RDWR)
+        conn.sock.close()
+
+    def _handoff(self, conn: _LoopConn, pending: _Pending | None = None) -> None:
+        """Move the connection to a thread of its own, with every byte read so far."""
+        del self.conns[conn.sock]
+        self.selector.unregister(conn.sock)
+        conn.sock.setblocking(True)
+        thread = threading.Thread(
+            target=self.server.serve_thread,
+            args=(conn.sock, conn.peer, bytes(conn.buf), pending),
+            daemon=True,
+        )
+        thread.start()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
@@ -197,8 +518,8 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         # The stdlib loop notices shutdown() only at its next poll; a wake-up socket pair lets
         # stop() end the accept loop at once (tests start and stop a server per test).
-        self._wake_recv, self._wake_send = socket.socketpair()
-        self._stopping = False
+        self.wake_recv, self._wake_send = socket.socketpair()
+        self.stopping = False
         try:
             super().__init__(address, _Handler)
         except BaseException:
@@ -206,34 +527,29 @@ class _Server(ThreadingHTTPServer):
             raise
 
     def accept_loop(self) -> None:
-        """Accept connections (each served on its own thread) until :meth:`stop_accepting`."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self._wake_recv, selectors.EVENT_READ)
-            while not self._stopping:
-                for key, _ in selector.select():
-                    if key.fileobj is self.socket and not self._stopping:
-                        self._accept_one()
+        """Accept connections and serve them (:class:`_Loop`) until :meth:`stop_accepting`;
+        then close the connections the loop still holds."""
+        _Loop(self).run()
 
-    def _accept_one(self) -> None:
+    def serve_thread(
+        self, conn: socket.socket, peer: Any, leftover: bytes, pending: _Pending | None
+    ) -> None:
+        """A connection's own thread, from the loop's hand-off to the connection's end."""
         try:
-            conn, peer = self.get_request()
-        except OSError:
-            return  # the peer gave up between select() and accept()
-        try:
-            self.process_request(conn, peer)  # starts the connection's thread
+            _Handler(conn, peer, self, leftover, pending)
         except Exception:
             self.handle_error(conn, peer)
+        finally:
             self.shutdown_request(conn)
 
     def stop_accepting(self) -> None:
         """Make :meth:`accept_loop` return promptly."""
-        self._stopping = True
+        self.stopping = True
         with contextlib.suppress(OSError):
             self._wake_send.send(b"x")
 
     def _close_wake(self) -> None:
-        self._wake_recv.close()
+        self.wake_recv.close()
         self._wake_send.close()
 
     def server_close(self) -> None:
@@ -297,6 +613,143 @@ def parse_header_lines(lines: Sequence[bytes]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _combine(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], str | None, str | None]:
+    """Request headers by lower-case name (repeats joined with ", "), and the first
+    ``Connection`` and ``Expect`` values in lower case (None when absent), as the standard
+    library's server reads them."""
+    headers: dict[str, str] = {}
+    connection = expect = None
+    for name, value in pairs:
+        key = name.lower()
+        if key in headers:
+            headers[key] = f"{headers[key]}, {value}"
+        else:
+            headers[key] = value
+            if key == "connection":
+                connection = value.lower()
+            elif key == "expect":
+                expect = value.lower()
+    return headers, connection, expect
+
+
+def _split_target(target: str) -> tuple[str, str]:
+    """The request target's path and query (``urlsplit`` only when there is more to it)."""
+    if "?" in target or "#" in target or not target.startswith("/"):
+        url = urlsplit(target)
+        return url.path, url.query
+    return target, ""  # a plain path, as clients send: nothing to split
+
+
+def _unexpected(app: App[Any], method: str, target: str, request_id: str) -> Response:
+    """A handler's bug: the traceback goes to the log, the client gets a 500 naming the id."""
+    app.log(
+        f"unexpected error in {method} {target} ({request_id}):\n" + traceback.format_exc().rstrip()
+    )
+    return _error_response(
+        ApiError(
+            500,
+            "The server had an error while processing your request; its log has the "
+            f"details under request id {request_id}.",
+            type=SERVER_ERROR,
+        )
+    )
+
+
+def _head(response: Response, headers: dict[str, str], framing: str, *, close: bool) -> bytes:
+    """The status line and headers of ``response``; ``framing`` is its Content-Length or
+    Transfer-Encoding header line ("" for a body that ends with the connection)."""
+    lines = [f"HTTP/1.1 {response.status} {_PHRASES[response.status]}"]
+    lines.append(f"content-type: {response.content_type}")
+    if framing:
+        lines.append(framing)
+    lines.append(f"date: {_http_date()}")
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+    if close:
+        lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _serve(
+    app: App[Any],
+    method: str,
+    path: str,
+    query: str,
+    match: Match[Any],
+    body: BodyReader,
+    request_headers: dict[str, str],
+    headers: dict[str, str],
+) -> Response:
+    faults = app.faults
+    if faults.latency_ms > 0:
+        time.sleep(faults.latency_ms / 1000)
+    if faults.take("rate_limit_next"):
+        raise ApiError(
+            429,
+            "Rate limit reached for requests (injected by the rate_limit_next fault). "
+            "Retry after the delay in the retry-after-ms header.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers=retry_headers(faults.rate_limit_next_retry_ms / 1000),
+        )
+    rpm = faults.rate_limit_rpm
+    if rpm > 0:
+        verdict = app.injector.limiter.check(rpm)
+        headers.update(verdict.headers)
+        if not verdict.allowed:
+            raise ApiError(
+                429,
+                f"Rate limit reached for requests: limit {rpm} requests per minute. "
+                f"Please try again in {verdict.retry_after_s * 1000:.0f}ms.",
+                type="requests",
+                code="rate_limit_exceeded",
+                headers=retry_headers(verdict.retry_after_s),
+            )
+    status = app.injector.pick_error_status()
+    if status == 503:
+        raise ApiError(
+            503, "The server is overloaded (injected fault); retry later.", type=SERVER_ERROR
+        )
+    if status is not None:
+        raise ApiError(
+            500,
+            "The server had an error while processing your request (injected fault); "
+            "retry your request.",
+            type=SERVER_ERROR,
+        )
+    route = match.route
+    if route is None or not route.public:
+        app.authenticate(request_headers.get("authorization"))
+    if route is None:
+        if match.allowed:
+            allowed = ", ".join(match.allowed)
+            raise ApiError(
+                405,
+                f"Method {method} is not allowed on {path}; allowed: {allowed}.",
+                headers={"allow": allowed},
+            )
+        raise ApiError(404, f"Invalid URL ({method} {path}){_prefix_hint(app, method, path)}")
+    if route.beta:
+        _check_beta(request_headers.get("openai-beta"))
+    request = Request(
+        method=method,
+        path=path,
+        query=parse_qs(query, keep_blank_values=True) if query else {},
+        headers=request_headers,
+        params=match.params,
+        body=body,
+        context=app.context,
+    )
+    if route.quick and body.prefetch(QUICK_BODY_LIMIT):
+        turn = app.turn.acquire(timeout=QUICK_WAIT_S)
+        try:
+            return route.handler(request)
+        finally:
+            if turn:
+                app.turn.release()
+    return route.handler(request)
+
+
 class _Handler(socketserver.StreamRequestHandler):
     """One connection: read a request, serve it, repeat while the connection is kept alive.
 
@@ -309,8 +762,24 @@ class _Handler(socketserver.StreamRequestHandler):
     timeout = 300  # an idle keep-alive connection releases its thread after five minutes
     server: _Server
 
+    def __init__(
+        self,
+        request: socket.socket,
+        client_address: Any,
+        server: _Server,
+        leftover: bytes = b"",
+        pending: _Pending | None = None,
+    ) -> None:
+        """``leftover``: bytes the loop had read beyond what it served; ``pending``: a
+        response the loop computed and leaves to this thread to send (see :class:`_Loop`)."""
+        self._leftover = leftover
+        self._pending = pending
+        super().__init__(request, client_address, server)
+
     def setup(self) -> None:
         super().setup()
+        if self._leftover:
+            self.rfile = io.BufferedReader(_Prefixed(self._leftover, self.rfile))
         self.close_connection = True
         self.requestline = ""
         self.request_version = "HTTP/0.9"
@@ -328,7 +797,16 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.close_connection = True
-        self._one_request()
+        pending = self._pending
+        if pending is not None:
+            self.command, self.path = pending.method, pending.target
+            self.request_version = "HTTP/1.1"
+            self.close_connection = pending.close
+            self._deliver(
+                pending.method, pending.target, pending.response, pending.headers, pending.elapsed
+            )
+        else:
+            self._one_request()
         while not self.close_connection:
             self._one_request()
 
@@ -404,18 +882,7 @@ class _Handler(socketserver.StreamRequestHandler):
             if line in (b"\r\n", b"\n", b""):
                 break
             lines.append(line)
-        headers: dict[str, str] = {}
-        connection = expect = None
-        for name, value in parse_header_lines(lines):
-            key = name.lower()
-            if key in headers:
-                headers[key] = f"{headers[key]}, {value}"
-            else:
-                headers[key] = value
-                if key == "connection":
-                    connection = value.lower()
-                elif key == "expect":
-                    expect = value.lower()
+        headers, connection, expect = _combine(parse_header_lines(lines))
         self.request_headers = headers
         if connection == "close":
             self.close_connection = True
@@ -440,12 +907,7 @@ class _Handler(socketserver.StreamRequestHandler):
         app = self.server.app
         started = time.perf_counter()
         method = self.command
-        target = self.path
-        if "?" in target or "#" in target or not target.startswith("/"):
-            url = urlsplit(target)
-            path, query = url.path, url.query
-        else:  # a plain path, as clients send: nothing to split
-            path, query = target, ""
+        path, query = _split_target(self.path)
         match = app.router.match(method, path)
         app.stats.count(match.route.key if match.route else f"{method} (no route)")
         headers = {"x-request-id": "req_" + secrets.token_hex(16)}
@@ -459,7 +921,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 # Reading the body: a stalled client times out sooner (the except below closes).
                 self.connection.settimeout(app.body_idle_timeout_s)
                 timeout_changed = True
-            response = self._serve(app, method, path, query, match, body, request_headers, headers)
+            response = _serve(app, method, path, query, match, body, request_headers, headers)
             lost = (
                 method in MUTATING and response.status < 300 and app.injector.lose_this_response()
             )
@@ -472,18 +934,7 @@ class _Handler(socketserver.StreamRequestHandler):
             app.log(f"{method} {self.path} --- {elapsed:.1f}ms (client disconnected)")
             return
         except Exception:
-            app.log(
-                f"unexpected error in {method} {self.path} ({headers['x-request-id']}):\n"
-                + traceback.format_exc().rstrip()
-            )
-            response = _error_response(
-                ApiError(
-                    500,
-                    "The server had an error while processing your request; its log has the "
-                    f"details under request id {headers['x-request-id']}.",
-                    type=SERVER_ERROR,
-                )
-            )
+            response = _unexpected(app, method, self.path, headers["x-request-id"])
         try:
             in_sync = body is not None and body.finish(DRAIN_LIMIT)
         except (TimeoutError, ConnectionError):
@@ -503,118 +954,36 @@ class _Handler(socketserver.StreamRequestHandler):
             _shutdown(self.connection)
             app.log(f"{method} {self.path} {response.status} {elapsed:.1f}ms (response dropped)")
             return
+        self._deliver(method, self.path, response, headers, elapsed)
+
+    def _deliver(
+        self, method: str, target: str, response: Response, headers: dict[str, str], elapsed: float
+    ) -> None:
+        """Send the response and log its line (a stream's line first: it may last long)."""
+        app = self.server.app
         if response.chunks is not None and method != "HEAD":
-            # A stream is logged when it starts: it may last long after this line.
-            app.log(f"{method} {self.path} {response.status} {elapsed:.1f}ms (streaming)")
+            app.log(f"{method} {target} {response.status} {elapsed:.1f}ms (streaming)")
             self._send(response, headers, head_only=False)
             return
         self._send(response, headers, head_only=method == "HEAD")
-        app.log(f"{method} {self.path} {response.status} {elapsed:.1f}ms")
-
-    def _serve(
-        self,
-        app: App[Any],
-        method: str,
-        path: str,
-        query: str,
-        match: Match[Any],
-        body: BodyReader,
-        request_headers: dict[str, str],
-        headers: dict[str, str],
-    ) -> Response:
-        faults = app.faults
-        if faults.latency_ms > 0:
-            time.sleep(faults.latency_ms / 1000)
-        if faults.take("rate_limit_next"):
-            raise ApiError(
-                429,
-                "Rate limit reached for requests (injected by the rate_limit_next fault). "
-                "Retry after the delay in the retry-after-ms header.",
-                type="requests",
-                code="rate_limit_exceeded",
-                headers=retry_headers(faults.rate_limit_next_retry_ms / 1000),
-            )
-        rpm = faults.rate_limit_rpm
-        if rpm > 0:
-            verdict = app.injector.limiter.check(rpm)
-            headers.update(verdict.headers)
-            if not verdict.allowed:
-                raise ApiError(
-                    429,
-                    f"Rate limit reached for requests: limit {rpm} requests per minute. "
-                    f"Please try again in {verdict.retry_after_s * 1000:.0f}ms.",
-                    type="requests",
-                    code="rate_limit_exceeded",
-                    headers=retry_headers(verdict.retry_after_s),
-                )
-        status = app.injector.pick_error_status()
-        if status == 503:
-            raise ApiError(
-                503, "The server is overloaded (injected fault); retry later.", type=SERVER_ERROR
-            )
-        if status is not None:
-            raise ApiError(
-                500,
-                "The server had an error while processing your request (injected fault); "
-                "retry your request.",
-                type=SERVER_ERROR,
-            )
-        route = match.route
-        if route is None or not route.public:
-            app.authenticate(request_headers.get("authorization"))
-        if route is None:
-            if match.allowed:
-                allowed = ", ".join(match.allowed)
-                raise ApiError(
-                    405,
-                    f"Method {method} is not allowed on {path}; allowed: {allowed}.",
-                    headers={"allow": allowed},
-                )
-            raise ApiError(404, f"Invalid URL ({method} {path}){_prefix_hint(app, method, path)}")
-        if route.beta:
-            _check_beta(request_headers.get("openai-beta"))
-        request = Request(
-            method=method,
-            path=path,
-            query=parse_qs(query, keep_blank_values=True) if query else {},
-            headers=request_headers,
-            params=match.params,
-            body=body,
-            context=app.context,
-        )
-        if route.quick and body.prefetch(QUICK_BODY_LIMIT):
-            turn = app.turn.acquire(timeout=QUICK_WAIT_S)
-            try:
-                return route.handler(request)
-            finally:
-                if turn:
-                    app.turn.release()
-        return route.handler(request)
+        app.log(f"{method} {target} {response.status} {elapsed:.1f}ms")
 
     def _send(self, response: Response, headers: dict[str, str], *, head_only: bool) -> None:
         stream, chunks = response.stream, response.chunks
         try:
-            lines = [
-                f"HTTP/1.1 {response.status} {_PHRASES[response.status]}",
-                f"content-type: {response.content_type}",
-            ]
             payload = b""
             # HTTP/1.0 has no chunked encoding: the body then ends when the connection does.
             framed = self.request_version != "HTTP/1.0"
             if chunks is not None and framed:
-                lines.append("transfer-encoding: chunked")
+                framing = "transfer-encoding: chunked"
             elif chunks is not None:
+                framing = ""
                 self.close_connection = True
             else:
                 payload = b"" if stream is not None else response.body()
                 length = response.length if stream is not None else len(payload)
-                lines.append(f"content-length: {length}")
-            lines.append(f"date: {_http_date()}")
-            lines.extend(f"{name}: {value}" for name, value in headers.items())
-            lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-            if self.close_connection:
-                lines.append("connection: close")
-            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+                framing = f"content-length: {length}"
+            head = _head(response, headers, framing, close=self.close_connection)
             if head_only:
                 self.wfile.write(head)
             elif chunks is not None:
