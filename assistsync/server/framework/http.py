@@ -1,21 +1,27 @@
 """The HTTP server: socket handling, faults, auth, framing, logging.
 
-Technology: stdlib :class:`http.server.ThreadingHTTPServer`. It starts in milliseconds (tests
-start dozens of servers), needs no dependency, and gives direct access to the socket, which
-the lost-response fault needs: a committed mutation's connection is shut down before a single
-response byte is written, something an ASGI server does not let an application do. Requests
-are served over HTTP/1.1 keep-alive (``Content-Length`` always set, TCP_NODELAY, head and body
-written in one send) so a client's pooled connection is reused, which is what makes 200
-requests/s from one process effortless. Bodies are parsed by python-multipart (streaming) and
-pydantic (validation) in the layers above.
+Technology: the standard library's sockets, selectors and ``socketserver`` threads, with the
+request line and headers read here (:class:`_Handler`) under the rules and limits of
+``http.server.BaseHTTPRequestHandler``. It starts in milliseconds (tests start dozens of
+servers), needs no dependency, and gives direct access to the socket, which the lost-response
+fault needs: a committed mutation's connection is shut down before a single response byte is
+written, something an ASGI server does not let an application do. Requests are served over
+HTTP/1.1 keep-alive (``Content-Length`` always set, TCP_NODELAY, head and body written in one
+send) so a client's pooled connection is reused. Bodies are parsed by python-multipart
+(streaming) and pydantic (validation) in the layers above.
 
 Per request, in order: count it (:class:`Stats`), sleep ``latency_ms``, apply the rate limit
 (429), inject 500/503, authenticate (401), route (404/405), check ``OpenAI-Beta`` (400), run
 the handler, and possibly drop the response of a committed mutation. Any exception becomes an
 error envelope; nothing a client sends can produce a hung connection.
 
-Every connection is served on its own thread, so a handler that waits (a long poll) holds only
-its own connection. :func:`start_http` runs a server on a background thread and returns a
+Two ways a connection is served. One loop thread (:class:`_Loop`) accepts every connection
+and serves its plain requests to quick routes itself, one after the other, as their bytes
+arrive: no thread switch per request, which was most of a request's cost. The first request
+it does not serve that way (a route that may wait, a large or chunked body, injected latency,
+anything unusual in the request, a streamed or file response) moves the connection to a thread
+of its own for the rest of its life, so a handler that waits (a long poll) holds only its own
+connection. :func:`start_http` runs a server on a background thread and returns a
 :class:`HttpServer` to stop it.
 """
 

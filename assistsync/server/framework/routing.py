@@ -262,10 +262,12 @@ class Route(Generic[C]):
     ``quick`` promises that the handler never waits for anything but the database's short
     lock: no long poll, no event, no network, no reading of a request body beyond a small one
     the server has already read (a stream it returns is sent afterwards, outside the handler).
-    The server runs quick handlers one at a time: on one interpreter they cannot run in
-    parallel anyway, and taking turns costs far less CPU than threads contending for the
-    interpreter lock. A handler that breaks the promise only slows the others down (each
-    waits for its turn at most :data:`~.http.QUICK_WAIT_S` before running anyway).
+    The server runs quick handlers one at a time: on its connection loop (one thread serving
+    the plain requests of every connection) or, on a connection that has a thread of its own,
+    in turns. On one interpreter they cannot run in parallel anyway, and one at a time costs
+    far less CPU than threads contending for the interpreter lock. A handler that breaks the
+    promise holds up the connections the loop serves while it waits (those in turns wait at
+    most :data:`~.http.QUICK_WAIT_S` before running anyway): mark only what cannot wait.
     """
 
     method: str
