@@ -37,6 +37,10 @@ class ServerStats:
         return self.statuses.get("429", 0)
 
 
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
 class ServerProcess:
     """An embedded server in a subprocess with live latency / rate-limit knobs.
 
@@ -59,11 +63,13 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         self._stderr = self._stderr_path.open("wb")
+        # This checkout's benchmarks/serve.py (by path) with the tree's assistsync first on the
+        # path: both servers of a before/after run are driven and counted by the same harness.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(self.tree), *_pythonpath()])}
         self._proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "benchmarks.serve",
+                str(Path(__file__).with_name("serve.py")),
                 "--latency-ms",
                 str(self.latency_ms),
                 "--rate-limit-rpm",
@@ -74,6 +80,7 @@ class ServerProcess:
             stderr=self._stderr,
             text=True,
             cwd=self.tree,
+            env=env,
         )
         self.base_url = str(self._read()["base_url"])
         return self

@@ -23,7 +23,7 @@ from server_testkit import REQUEST_ID
 from test_server_http import _raw
 
 from assistsync.server import ServerHandle
-from assistsync.server.framework.http import MAX_HEADERS, MAX_LINE, parse_header_lines
+from assistsync.server.framework.http import MAX_HEADERS, MAX_LINE, parse_header_lines, plain_head
 
 
 def _stdlib(lines: list[bytes]) -> list[tuple[str, str]]:
@@ -174,3 +174,35 @@ def test_folded_and_repeated_headers_reach_the_handler(server: ServerHandle) -> 
 
 def test_a_blank_request_line_closes_quietly(server: ServerHandle) -> None:
     assert _raw(server, b"\r\n" + GET + b"\r\n") == b""
+
+
+_request_line = st.sampled_from(
+    [b"GET /v1/files HTTP/1.1", b"POST /v1/assistants HTTP/1.1", b"GET //x HTTP/1.1",
+     b"GET /v1/files HTTP/1.0", b"BREW / HTTP/1.1", b"GET  /a HTTP/1.1", b"GET /\xa0 HTTP/1.1",
+     b"GET http://x/ HTTP/1.1", b"GET /a HTTP/1.1 x"]
+)  # fmt: skip
+
+
+@given(_request_line, st.lists(_plain | _line, max_size=8))
+def test_the_loops_plain_heads_parse_as_the_standard_library_does(
+    request_line: bytes, lines: list[bytes]
+) -> None:
+    head = b"\r\n".join([request_line, *(line.removesuffix(b"\n").removesuffix(b"\r")
+                                          for line in lines)])  # fmt: skip
+    found = plain_head(head)
+    if found is None:
+        return  # not plain: the connection goes to a thread, which the tests above cover
+    words, pairs = found
+    assert words == request_line.decode("iso-8859-1").split()
+    blocks = [line + b"\r\n" for line in head.split(b"\r\n")[1:]]
+    assert pairs == _stdlib(blocks)
+
+
+def test_plain_heads_are_recognised() -> None:
+    head = b"GET /v1/files?x=1 HTTP/1.1\r\nHost: x\r\nX-Empty:\r\nAuthorization:  \tBearer k"
+    assert plain_head(head) == (
+        ["GET", "/v1/files?x=1", "HTTP/1.1"],
+        [("Host", "x"), ("X-Empty", ""), ("Authorization", "Bearer k")],
+    )
+    for odd in (b"Host x", b": v", b"Bad Name: v", b"X: a\rb", b"X: a\nb", b" folded"):
+        assert plain_head(b"GET / HTTP/1.1\r\nHost: x\r\n" + odd) is None

@@ -195,6 +195,39 @@ def _check_beta(value: str | None) -> None:
         )
 
 
+def plain_head(head: bytes | bytearray) -> tuple[list[str], list[tuple[str, str]]] | None:
+    """The request line's three words and the header pairs of a request head (without its
+    blank line) in its plain form, or None for anything else.
+
+    Plain: ``METHOD /target HTTP/1.1`` with a known method and an origin-form target, at most
+    :data:`MAX_HEADERS` lines, each ending in CRLF (no bare CR or LF), every header line a
+    name of visible ASCII characters, a colon and a value. For such a head the pairs are
+    exactly what :func:`parse_header_lines` (and so the standard library) gives.
+    """
+    text = head.decode("iso-8859-1")
+    lines = text.split("\r\n")
+    breaks = len(lines) - 1
+    words = lines[0].split()
+    if not (
+        len(lines) <= MAX_HEADERS
+        and text.count("\n") == breaks
+        and text.count("\r") == breaks
+        and len(words) == 3
+        and words[2] == "HTTP/1.1"
+        and words[0] in METHODS
+        and words[1].startswith("/")
+        and not words[1].startswith("//")
+    ):
+        return None
+    pairs: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not (colon and name and name.isascii() and name.isprintable() and " " not in name):
+            return None
+        pairs.append((name, value.lstrip(" \t")))
+    return words, pairs
+
+
 class _Prefixed(io.RawIOBase):
     """A connection's reader that first gives back bytes read from it earlier (by the loop)."""
 
@@ -245,7 +278,6 @@ class _LoopConn:
         self.closing = False  # close once ``out`` is sent
 
 
-_PLAIN_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*)")
 LOOP_TICK_S = 0.25
 """How often the loop looks for idle connections and stalled bodies."""
 
@@ -361,30 +393,10 @@ class _Loop:
             if len(buf) > MAX_LINE:  # a head this long: the thread applies the limits
                 self._handoff(conn)
             return False
-        lines = bytes(buf[:end]).split(b"\r\n")
-        words = lines[0].decode("iso-8859-1").split()
-        pairs: list[tuple[str, str]] = []
-        plain = (
-            end + 4 <= MAX_LINE
-            and len(lines) <= MAX_HEADERS
-            and len(words) == 3
-            and words[2] == "HTTP/1.1"
-            and words[0] in METHODS
-            and words[1].startswith("/")
-            and not words[1].startswith("//")
-        )
-        if plain:
-            match_line = _PLAIN_LINE.fullmatch
-            for line in lines[1:]:
-                found = match_line(line)
-                if found is None:
-                    plain = False
-                    break
-                name, value = found.groups()
-                pairs.append((name.decode("ascii"), value.decode("iso-8859-1")))
-        if not plain:
+        if end + 4 > MAX_LINE or (plain := plain_head(buf[:end])) is None:
             self._handoff(conn)
             return False
+        words, pairs = plain
         method, target = words[0], words[1]
         headers, connection, expect = _combine(pairs)
         app = self.app
