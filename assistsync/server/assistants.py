@@ -177,11 +177,15 @@ def file_ids_of(db: sqlite3.Connection, assistant_ids: Sequence[str]) -> dict[st
 
 
 def render_assistant(row: sqlite3.Row, file_ids: list[str]) -> Json:
-    body: Json = loads(row["body"])
+    return _rendered(row["id"], row["created_at"], loads(row["body"]), file_ids)
+
+
+def _rendered(assistant_id: str, created_at: int, body: Json, file_ids: list[str]) -> Json:
+    """The assistant object from its stored fields (the API's key order)."""
     return {
-        "id": row["id"],
+        "id": assistant_id,
         "object": "assistant",
-        "created_at": row["created_at"],
+        "created_at": created_at,
         "name": body["name"],
         "description": body["description"],
         "model": body["model"],
@@ -241,6 +245,8 @@ def attach(
     database: Database, db: sqlite3.Connection, assistant_id: str, file_ids: Sequence[str]
 ) -> None:
     """Append attachments (already checked) in the order given."""
+    if not file_ids:
+        return
     now = database.now()
     db.executemany(
         "INSERT INTO assistant_files (assistant_id, file_id, created_at) VALUES (?, ?, ?)",
@@ -254,12 +260,15 @@ def create_assistant(database: Database, fields: Json, file_ids: Sequence[str]) 
     with database.write() as db:
         check_attachable(db, file_ids, "file_ids")
         check_retrievable(db, fields["tools"], file_ids, "file_ids")
+        created_at = database.now()
+        stored = dumps(fields)
         db.execute(
             "INSERT INTO assistants (id, created_at, body) VALUES (?, ?, ?)",
-            (assistant_id, database.now(), dumps(fields)),
+            (assistant_id, created_at, stored),
         )
         attach(database, db, assistant_id, file_ids)
-        return render_assistant(live_assistant(db, assistant_id), list(file_ids))
+        # What was just stored, without reading it back.
+        return _rendered(assistant_id, created_at, loads(stored), list(file_ids))
 
 
 def modify_assistant(

@@ -33,8 +33,8 @@ import email.utils
 import hmac
 import http.client
 import io
+import os
 import re
-import secrets
 import selectors
 import socket
 import socketserver
@@ -445,7 +445,7 @@ class _Loop:
         started = time.perf_counter()
         assert match.route is not None
         app.stats.count(match.route.key)
-        headers = {"x-request-id": "req_" + secrets.token_hex(16)}
+        headers = {"x-request-id": "req_" + os.urandom(16).hex()}
         reader = BodyReader(io.BytesIO(body), request_headers)
         lost = False
         try:
@@ -918,7 +918,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self.close_connection = True
         self.server.app.log(f"{self.requestline or '-'} {code} (malformed request)")
         error = ApiError(code, message or HTTPStatus(code).phrase)
-        headers = {"x-request-id": "req_" + secrets.token_hex(16)}
+        headers = {"x-request-id": "req_" + os.urandom(16).hex()}
         self._send(_error_response(error), headers, head_only=False)
 
     def _dispatch(self) -> None:
@@ -928,7 +928,7 @@ class _Handler(socketserver.StreamRequestHandler):
         path, query = _split_target(self.path)
         match = app.router.match(method, path)
         app.stats.count(match.route.key if match.route else f"{method} (no route)")
-        headers = {"x-request-id": "req_" + secrets.token_hex(16)}
+        headers = {"x-request-id": "req_" + os.urandom(16).hex()}
         request_headers = self.request_headers
         body: BodyReader | None = None
         lost = False
