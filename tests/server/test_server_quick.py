@@ -3,9 +3,9 @@
 A test group with its own quick routes runs next to the real ones, over loopback. What must
 hold: a quick handler sees its whole body (read before it runs, so its reads never wait for
 the client) and the same errors as before when the body is short or too large to read first;
-two quick handlers never run at the same time; a quick handler that breaks its promise and
-waits holds the others up only for :data:`QUICK_WAIT_S`, never for good; an ordinary route
-is never held up by a quick one.
+two quick handlers never run at the same time; on connections with threads of their own, a
+quick handler that breaks its promise and waits holds the others up only for
+:data:`QUICK_WAIT_S`, never for good, and an ordinary route is never held up by a quick one.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import httpx
 import pytest
 from server_testkit import AUTH, ServerFactory
 
+from assistsync.server import ServerHandle
 from assistsync.server.framework.http import QUICK_BODY_LIMIT
 from assistsync.server.framework.routing import Request, Response, Route
 from assistsync.server.group import Context, Group
@@ -82,11 +83,21 @@ def probe() -> Iterator[Probe]:
 
 
 @pytest.fixture
-def base_url(make_server: ServerFactory, probe: Probe) -> str:
-    return make_server(groups=(*GROUPS, _group(probe))).base_url
+def handle(make_server: ServerFactory, probe: Probe) -> ServerHandle:
+    return make_server(groups=(*GROUPS, _group(probe)))
 
 
-def test_quick_handlers_see_whole_bodies_and_never_overlap(base_url: str, probe: Probe) -> None:
+@pytest.fixture
+def base_url(handle: ServerHandle) -> str:
+    return handle.base_url
+
+
+@pytest.mark.parametrize("latency_ms", [0, 1], ids=["loop", "threads"])
+def test_quick_handlers_see_whole_bodies_and_never_overlap(
+    handle: ServerHandle, base_url: str, probe: Probe, latency_ms: int
+) -> None:
+    # Without latency the loop serves these; with it every connection has its own thread.
+    handle.faults.latency_ms = latency_ms
     sizes = [0, 1, 1000, QUICK_BODY_LIMIT]
     failures: list[str] = []
 
@@ -138,8 +149,11 @@ def test_a_chunked_body_on_a_quick_route_is_read_as_it_comes(base_url: str) -> N
 
 
 def test_a_quick_handler_that_waits_holds_the_others_only_for_a_while(
-    base_url: str, probe: Probe
+    handle: ServerHandle, base_url: str, probe: Probe
 ) -> None:
+    # With injected latency every connection has a thread of its own, and quick handlers
+    # take turns (on the connection loop a handler that waits holds the loop: see Route).
+    handle.faults.latency_ms = 1
     results: list[int] = []
 
     def blocked() -> None:
