@@ -185,6 +185,8 @@ def _prefix_hint(app: App[Any], method: str, path: str) -> str:
 
 
 def _check_beta(value: str | None) -> None:
+    if value == "assistants=v1":  # what every v1 client sends
+        return
     betas = [part.strip() for part in (value or "").split(",") if part.strip()]
     if not betas:
         raise bad_request(MISSING_BETA)
