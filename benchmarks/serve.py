@@ -1,4 +1,7 @@
-"""The embedded server in its own process, driven by JSON lines on stdin (``python -m ...``).
+"""The embedded server in its own process, driven by JSON lines on stdin.
+
+:class:`benchmarks.server.ServerProcess` runs this file by path with the measured checkout's
+``assistsync`` first on ``PYTHONPATH``, so a before/after pair is counted by the same code.
 
 Why a separate process: the measured clients (the assistsync CLI, the SDK baseline) already run
 as subprocesses, but the harness itself must not share a GIL with the server either, or its own
