@@ -87,6 +87,12 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         help="run only the growth rows (with --growth; the other cases are skipped)",
     )
     parser.add_argument(
+        "--server-only",
+        action="store_true",
+        help="run only the server-throughput rows (with --server-before: before and after); "
+        "the other cases and the companions are skipped",
+    )
+    parser.add_argument(
         "--server-requests",
         type=int,
         default=None,
@@ -122,6 +128,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         ),
         threads=args.threads,
         only_growth=args.growth_only,
+        only_server=args.server_only,
         server_before=args.server_before,
     )
     if options.rate_limit_rpm < 1:
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     text = markdown(results, options, time.perf_counter() - started, suite.runs)
     print(text)
-    if not args.only_core:
+    if not args.only_core and not args.server_only:
         for name, title, quick_args in COMPANIONS:
             log(f"companion case: python -m benchmarks.{name}")
             section = _companion(name, quick_args if args.quick else [])

@@ -1,4 +1,7 @@
-"""The embedded server in its own process, driven by JSON lines on stdin (``python -m ...``).
+"""The embedded server in its own process, driven by JSON lines on stdin.
+
+:class:`benchmarks.server.ServerProcess` runs this file by path with the measured checkout's
+``assistsync`` first on ``PYTHONPATH``, so a before/after pair is counted by the same code.
 
 Why a separate process: the measured clients (the assistsync CLI, the SDK baseline) already run
 as subprocesses, but the harness itself must not share a GIL with the server either, or its own
@@ -23,7 +26,6 @@ import argparse
 import json
 import resource
 import sys
-import threading
 import time
 from typing import Any
 
@@ -31,27 +33,34 @@ from assistsync.server import Faults, start_server
 
 
 class Recorder:
-    """Status counts and the active span, from the server's one log line per request."""
+    """Status counts and the active span, from the server's one log line per request.
+
+    ``log`` runs on the server's request path, so it only keeps the line and the time (a list
+    append, atomic under the interpreter lock); the lines are parsed when stats are asked for.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lines: list[tuple[float, str]] = []
         self.statuses: dict[str, int] = {}
         self.first_start: float | None = None
         self.last_end: float | None = None
         self.elapsed_total = 0.0
 
     def log(self, line: str) -> None:
-        """Parse ``METHOD PATH STATUS 12.3ms[ (response dropped)]``; ignore anything else."""
-        end = time.monotonic()
-        parts = line.split(" ")
-        if len(parts) < 4 or not parts[3].endswith("ms"):
-            return
-        try:
-            elapsed = float(parts[3][:-2]) / 1000
-        except ValueError:
-            return
-        status = parts[2]
-        with self._lock:
+        self._lines.append((time.monotonic(), line))
+
+    def _parse(self) -> None:
+        """Take in the lines kept so far: ``METHOD PATH STATUS 12.3ms[ (...)]``, others ignored."""
+        lines, self._lines = self._lines, []
+        for end, line in lines:
+            parts = line.split(" ")
+            if len(parts) < 4 or not parts[3].endswith("ms"):
+                continue
+            try:
+                elapsed = float(parts[3][:-2]) / 1000
+            except ValueError:
+                continue
+            status = parts[2]
             self.statuses[status] = self.statuses.get(status, 0) + 1
             self.elapsed_total += elapsed
             start = end - elapsed
@@ -61,16 +70,16 @@ class Recorder:
                 self.last_end = end
 
     def reset(self) -> None:
-        with self._lock:
-            self.statuses = {}
-            self.first_start = self.last_end = None
-            self.elapsed_total = 0.0
+        self._lines = []
+        self.statuses = {}
+        self.first_start = self.last_end = None
+        self.elapsed_total = 0.0
 
     def span(self) -> float:
-        with self._lock:
-            if self.first_start is None or self.last_end is None:
-                return 0.0
-            return self.last_end - self.first_start
+        self._parse()
+        if self.first_start is None or self.last_end is None:
+            return 0.0
+        return self.last_end - self.first_start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             if name == "stats":
                 stats = handle.stats
                 usage = resource.getrusage(resource.RUSAGE_SELF)
+                span = recorder.span()
                 answer = {
                     "requests": stats.requests,
                     "by_route": dict(stats.by_route),
                     "statuses": dict(recorder.statuses),
-                    "span_s": recorder.span(),
+                    "span_s": span,
                     "handler_s": recorder.elapsed_total,
                     "maxrss_kb": usage.ru_maxrss,
                     "cpu_s": usage.ru_utime + usage.ru_stime,

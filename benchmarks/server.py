@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ class ServerStats:
         return self.statuses.get("429", 0)
 
 
+def _pythonpath() -> list[str]:
+    return [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+
+
 class ServerProcess:
     """An embedded server in a subprocess with live latency / rate-limit knobs.
 
@@ -58,11 +63,13 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         self._stderr = self._stderr_path.open("wb")
+        # This checkout's benchmarks/serve.py (by path) with the tree's assistsync first on the
+        # path: both servers of a before/after run are driven and counted by the same harness.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(self.tree), *_pythonpath()])}
         self._proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "benchmarks.serve",
+                str(Path(__file__).with_name("serve.py")),
                 "--latency-ms",
                 str(self.latency_ms),
                 "--rate-limit-rpm",
@@ -73,6 +80,7 @@ class ServerProcess:
             stderr=self._stderr,
             text=True,
             cwd=self.tree,
+            env=env,
         )
         self.base_url = str(self._read()["base_url"])
         return self
@@ -132,8 +140,20 @@ class ServerProcess:
             span_s=float(a["span_s"]),
             handler_s=float(a["handler_s"]),
             maxrss_kb=int(a["maxrss_kb"]),
-            cpu_s=float(a.get("cpu_s", 0.0)),
+            cpu_s=float(a["cpu_s"]) if "cpu_s" in a else self._proc_cpu_s(),
         )
+
+    def _proc_cpu_s(self) -> float:
+        """The server process's CPU (user + system) as the kernel counts it: for a server of an
+        older checkout whose ``benchmarks.serve`` does not report it (0 where unknown)."""
+        assert self._proc is not None
+        try:
+            with open(f"/proc/{self._proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        # Fields 14 and 15 of stat(5) (utime, stime), counted from after the command name.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def set_faults(self, *, latency_ms: float, rate_limit_rpm: int) -> None:
         """Change latency and rate limit while the server runs."""

@@ -50,6 +50,8 @@ class Options:
     """Another checkout whose server is measured beside this one's (the "before")."""
     only_growth: bool = False
     """Run the growth rows alone (a separate, long run)."""
+    only_server: bool = False
+    """Run the server-throughput rows alone (with ``server_before``: the before/after)."""
     threads: int = 8
     """Pool size of the second SDK baseline (the same calls on a ``ThreadPoolExecutor``)."""
 
@@ -251,6 +253,9 @@ class Suite:
     # -- the cases ------------------------------------------------------------------------------
 
     def run(self) -> list[CaseResult]:
+        if self.o.only_server:
+            self.server_rows()
+            return self.results
         if self.o.only_growth:
             for n in self.o.growth:
                 self.growth(n)

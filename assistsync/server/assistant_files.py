@@ -119,9 +119,15 @@ def _detach(request: Request[Context]) -> Response:
 GROUP = Group(
     title="assistant files",
     routes=(
-        Route("GET", "/v1/assistants/{assistant_id}/files", _list, beta=True),
-        Route("POST", "/v1/assistants/{assistant_id}/files", _attach, beta=True),
-        Route("GET", "/v1/assistants/{assistant_id}/files/{file_id}", _get, beta=True),
-        Route("DELETE", "/v1/assistants/{assistant_id}/files/{file_id}", _detach, beta=True),
+        Route("GET", "/v1/assistants/{assistant_id}/files", _list, beta=True, quick=True),
+        Route("POST", "/v1/assistants/{assistant_id}/files", _attach, beta=True, quick=True),
+        Route("GET", "/v1/assistants/{assistant_id}/files/{file_id}", _get, beta=True, quick=True),
+        Route(
+            "DELETE",
+            "/v1/assistants/{assistant_id}/files/{file_id}",
+            _detach,
+            beta=True,
+            quick=True,
+        ),
     ),
 )

@@ -8,7 +8,6 @@ assistant deleted between two pages still locates its position.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +25,17 @@ from assistsync.server.common import (
     plain,
     response_format_value,
 )
-from assistsync.server.db import Database, Json, Page, PageQuery, Schema, dumps, new_id, page_rows
+from assistsync.server.db import (
+    Database,
+    Json,
+    Page,
+    PageQuery,
+    Schema,
+    dumps,
+    loads,
+    new_id,
+    page_rows,
+)
 from assistsync.server.files import require_files
 from assistsync.server.framework.errors import bad_request, not_found
 from assistsync.server.framework.routing import Request, Response, Route
@@ -168,11 +177,15 @@ def file_ids_of(db: sqlite3.Connection, assistant_ids: Sequence[str]) -> dict[st
 
 
 def render_assistant(row: sqlite3.Row, file_ids: list[str]) -> Json:
-    body: Json = json.loads(row["body"])
+    return _rendered(row["id"], row["created_at"], loads(row["body"]), file_ids)
+
+
+def _rendered(assistant_id: str, created_at: int, body: Json, file_ids: list[str]) -> Json:
+    """The assistant object from its stored fields (the API's key order)."""
     return {
-        "id": row["id"],
+        "id": assistant_id,
         "object": "assistant",
-        "created_at": row["created_at"],
+        "created_at": created_at,
         "name": body["name"],
         "description": body["description"],
         "model": body["model"],
@@ -232,6 +245,8 @@ def attach(
     database: Database, db: sqlite3.Connection, assistant_id: str, file_ids: Sequence[str]
 ) -> None:
     """Append attachments (already checked) in the order given."""
+    if not file_ids:
+        return
     now = database.now()
     db.executemany(
         "INSERT INTO assistant_files (assistant_id, file_id, created_at) VALUES (?, ?, ?)",
@@ -245,12 +260,15 @@ def create_assistant(database: Database, fields: Json, file_ids: Sequence[str]) 
     with database.write() as db:
         check_attachable(db, file_ids, "file_ids")
         check_retrievable(db, fields["tools"], file_ids, "file_ids")
+        created_at = database.now()
+        stored = dumps(fields)
         db.execute(
             "INSERT INTO assistants (id, created_at, body) VALUES (?, ?, ?)",
-            (assistant_id, database.now(), dumps(fields)),
+            (assistant_id, created_at, stored),
         )
         attach(database, db, assistant_id, file_ids)
-        return render_assistant(live_assistant(db, assistant_id), list(file_ids))
+        # What was just stored, without reading it back.
+        return _rendered(assistant_id, created_at, loads(stored), list(file_ids))
 
 
 def modify_assistant(
@@ -263,7 +281,7 @@ def modify_assistant(
     """
     with database.write() as db:
         row = live_assistant(db, assistant_id)
-        body: Json = json.loads(row["body"])
+        body: Json = loads(row["body"])
         body.update(changes)
         db.execute("UPDATE assistants SET body = ? WHERE seq = ?", (dumps(body), row["seq"]))
         if file_ids is not None:
@@ -341,11 +359,11 @@ def _delete(request: Request[Context]) -> Response:
 GROUP = Group(
     title="assistants",
     routes=(
-        Route("GET", "/v1/assistants", _list, beta=True),
-        Route("POST", "/v1/assistants", _create, beta=True),
-        Route("GET", "/v1/assistants/{assistant_id}", _get, beta=True),
-        Route("POST", "/v1/assistants/{assistant_id}", _modify, beta=True),
-        Route("DELETE", "/v1/assistants/{assistant_id}", _delete, beta=True),
+        Route("GET", "/v1/assistants", _list, beta=True, quick=True),
+        Route("POST", "/v1/assistants", _create, beta=True, quick=True),
+        Route("GET", "/v1/assistants/{assistant_id}", _get, beta=True, quick=True),
+        Route("POST", "/v1/assistants/{assistant_id}", _modify, beta=True, quick=True),
+        Route("DELETE", "/v1/assistants/{assistant_id}", _delete, beta=True, quick=True),
     ),
     schema=SCHEMA,
 )

@@ -65,8 +65,13 @@ def plain(request: Request[Any]) -> None:
     single_params(request.query, ())
 
 
+_FIRST_PAGE = parse_page({})
+
+
 def page_query(query: Mapping[str, list[str]], *extra: str) -> tuple[PageQuery, dict[str, str]]:
     """A cursor list's paging parameters, and the values of the ``extra`` filters given."""
+    if not query:  # the usual first page: the defaults (a frozen value, safe to share)
+        return _FIRST_PAGE, {}
     params = single_params(query, (*PAGE_PARAMS, *extra))
     return parse_page(params), {name: params[name] for name in extra if name in params}
 

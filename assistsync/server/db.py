@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
+
 from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request
 
 Json = dict[str, Any]
@@ -58,13 +60,32 @@ PAGE_PARAMS = ("limit", "order", "after", "before")
 
 
 def new_id(prefix: str) -> str:
-    """``prefix`` + 24 random alphanumerics, the shape of the hosted API's ids."""
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    """``prefix`` + 24 random alphanumerics, the shape of the hosted API's ids.
+
+    The characters come from one read of the operating system's generator, each byte below
+    248 (4 × 62) taken modulo 62 so that every character is equally likely (``secrets.choice``
+    per character read it 24 times: ~17 µs per id, a tenth of a create).
+    """
+    chars = [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    while len(chars) < 24:  # fewer than 24 of 32 bytes usable: about once in a million
+        chars += [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    return prefix + "".join(chars[:24])
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for a stored column."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON for a stored column (read back with :func:`loads`)."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str) -> Any:
+    """A stored column's JSON (written by :func:`dumps`; orjson, or json for what it refuses)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 class DatabaseUnavailable(Exception):

@@ -267,11 +267,11 @@ def file_content(request: Request[Context]) -> Response:
 GROUP = Group(
     title="files",
     routes=(
-        Route("GET", "/v1/files", list_files, summary="?purpose=..."),
+        Route("GET", "/v1/files", list_files, summary="?purpose=...", quick=True),
         Route("POST", "/v1/files", upload_file, summary="multipart: file, purpose"),
-        Route("GET", "/v1/files/{file_id}", get_file),
-        Route("DELETE", "/v1/files/{file_id}", remove_file),
-        Route("GET", "/v1/files/{file_id}/content", file_content),
+        Route("GET", "/v1/files/{file_id}", get_file, quick=True),
+        Route("DELETE", "/v1/files/{file_id}", remove_file, quick=True),
+        Route("GET", "/v1/files/{file_id}/content", file_content, quick=True),
     ),
     schema=SCHEMA,
     notes=("GET /v1/files returns every file at once (no cursor in v1).",),

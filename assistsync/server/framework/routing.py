@@ -8,6 +8,8 @@ values (faults, auth, framing, logging).
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Generic, Protocol, TypeVar
 from urllib.parse import unquote
 
+import orjson
 from python_multipart.multipart import parse_options_header
 
 from assistsync.server.framework.errors import ApiError, bad_request
@@ -58,6 +61,21 @@ class BodyReader:
                 raise bad_request(f"Invalid Content-Length header {raw!r}.")
             self.length = int(raw)
             self._done = self.length == 0
+
+    def prefetch(self, limit: int) -> bool:
+        """Read a Content-Length body of at most ``limit`` bytes into memory now, so that the
+        handler's reads cannot wait for the client. True when the body is in memory (or
+        empty); False for a chunked or larger body, which stays on the connection.
+
+        A body that ends early is kept as far as it came: the handler's read then fails as
+        it would have on the connection.
+        """
+        if self._done:
+            return True
+        if self.length is None or self.length - self.consumed > limit:
+            return False
+        self._stream = io.BytesIO(self._stream.read(self.length - self.consumed))
+        return True
 
     @property
     def exhausted(self) -> bool:
@@ -161,6 +179,21 @@ class Request(Generic[C]):
         return parse_json_object(self.body.read_all(JSON_BODY_LIMIT))
 
 
+def encode_json(value: Any) -> bytes:
+    """``value`` as compact UTF-8 JSON, keys in insertion order (as ``json.dumps`` with
+    ``ensure_ascii=False`` and compact separators).
+
+    orjson does it an order of magnitude faster; what it refuses (integers beyond 64 bits,
+    keys that are not strings) goes to :func:`json.dumps`. Floats are written in their
+    shortest round-trip form either way (``1e-05`` may read ``0.00001``: the same number); a
+    non-finite float, which JSON cannot hold, is ``null``.
+    """
+    try:
+        return orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass
 class Response:
     """What a handler answers: exactly one of three bodies.
@@ -184,8 +217,9 @@ class Response:
     chunks: Iterator[bytes] | None = None
 
     def body(self) -> bytes:
-        """The JSON payload serialised compactly (a stream or chunks are sent separately)."""
-        return json.dumps(self.payload, ensure_ascii=False, separators=(",", ":")).encode()
+        """The JSON payload serialised compactly as UTF-8 (a stream or chunks are sent
+        separately)."""
+        return encode_json(self.payload)
 
     def close(self) -> None:
         """Release a body that will not be sent (a dropped response, a HEAD request)."""
@@ -224,6 +258,16 @@ class Route(Generic[C]):
     ``beta`` marks the Assistants API operations that require ``OpenAI-Beta: assistants=v1``;
     ``public`` ones need no API key (e.g. a page saying where the API is). ``summary`` is a
     few words for ``--help`` (optional).
+
+    ``quick`` promises that the handler never waits for anything but the database's short
+    lock: no long poll, no event, no network, no reading of a request body beyond a small one
+    the server has already read (a stream it returns is sent afterwards, outside the handler).
+    The server runs quick handlers one at a time: on its connection loop (one thread serving
+    the plain requests of every connection) or, on a connection that has a thread of its own,
+    in turns. On one interpreter they cannot run in parallel anyway, and one at a time costs
+    far less CPU than threads contending for the interpreter lock. A handler that breaks the
+    promise holds up the connections the loop serves while it waits (those in turns wait at
+    most :data:`~.http.QUICK_WAIT_S` before running anyway): mark only what cannot wait.
     """
 
     method: str
@@ -232,8 +276,9 @@ class Route(Generic[C]):
     beta: bool = False
     summary: str = ""
     public: bool = False
+    quick: bool = False
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """The name requests are counted under, e.g. ``"GET /v1/assistants/{assistant_id}"``."""
         return f"{self.method} {self.template}"
@@ -268,9 +313,24 @@ class Router(Generic[C]):
         for route in sorted(routes, key=lambda r: r.template.count("{")):
             pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.template)
             self._routes.append((re.compile(pattern), route))
+        # The answers for paths without parameters (``/v1/assistants``), found once each: a
+        # request for one is a dictionary look-up instead of a walk through every pattern.
+        self._fixed_paths = frozenset(r.template for r in routes if "{" not in r.template)
+        self._fixed: dict[tuple[str, str], tuple[Route[C] | None, tuple[str, ...]]] = {}
 
     def match(self, method: str, path: str) -> Match[C]:
         """The route serving ``method path``."""
+        if path in self._fixed_paths:
+            known = self._fixed.get((method, path))
+            if known is None:
+                found = self._search(method, path)
+                known = (found.route, found.allowed)
+                if len(self._fixed) < 4096:  # methods are the client's choice: stay bounded
+                    self._fixed[(method, path)] = known
+            return Match(known[0], {}, known[1])
+        return self._search(method, path)
+
+    def _search(self, method: str, path: str) -> Match[C]:
         allowed: list[str] = []
         for pattern, route in self._routes:
             found = pattern.fullmatch(path)

@@ -134,10 +134,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""One decoder for every body (``json.loads`` with an argument builds a new one per call)."""
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what was wrong with it."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        # As json.loads does with bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request(
             "We could not parse the JSON body of your request. The API expects a JSON object "
