@@ -1,0 +1,149 @@
+"""An approved apply (``--auto-approve``, a saved plan) starts its changes as soon as the plan
+is made, while the plan is still being printed; the output is the same as without the overlap
+(the plan, then one line per resource), and Ctrl-C while the plan is printed is Ctrl-C during
+the apply: what finished is recorded and told, exit 130.
+
+The overlap is observed without clocks: the CLI's stdout is a pipe nobody reads yet, and the
+plan is larger than a pipe holds, so the plan cannot have been printed in full while the server
+already receives creates.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from e2ekit import Api, Project, cli_env
+
+from assistsync import pipeline
+from assistsync.api import ApiClient
+from assistsync.applier import Applier, Event, HeldEvents
+from assistsync.model import Lock
+from assistsync.server import ServerHandle
+
+N = 30
+CREATES = "POST /v1/assistants"
+
+
+def _big_project(project: Project) -> None:
+    """N assistants whose plan is several pipe buffers long (4 KB of instructions each)."""
+    body = ["assistants:"]
+    for i in range(N):
+        body += [f"  bot-{i:02d}:", "    model: gpt-4", "    instructions: |"]
+        body += [f"      Line {j} of the instructions of bot {i}, long enough." for j in range(80)]
+    project.write("assistants/many.yaml", "\n".join(body) + "\n")
+
+
+def _start_apply(project: Project, server: ServerHandle) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "assistsync", "-C", str(project.root), "apply", "--auto-approve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(server.base_url),
+    )
+
+
+def _wait_for_creates(server: ServerHandle, proc: subprocess.Popen[str]) -> None:
+    """Until the server has received a create (the CLI's stdout still unread)."""
+    deadline = time.monotonic() + 60
+    while server.stats.by_route.get(CREATES, 0) == 0:
+        assert proc.poll() is None, "apply ended without sending a create"
+        assert time.monotonic() < deadline, "no create arrived"
+        time.sleep(0.02)
+
+
+def test_an_approved_apply_starts_while_the_plan_is_printed_and_its_lines_follow_it(
+    project: Project, api: Api, server: ServerHandle
+) -> None:
+    _big_project(project)
+    proc = _start_apply(project, server)
+    _wait_for_creates(server, proc)  # the plan (> 64 KB) cannot all be in the pipe yet
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(out) > 2 * 65536  # more than a pipe holds (64 KB on Linux)
+    plan_end = out.index(f"Plan: {N + 4} to add, 0 to change, 0 to destroy.")
+    first_line = min(out.index(": Creating..."), out.index(": Uploading..."))
+    assert plan_end < first_line
+    # between the plan and the first progress line: exactly the blank line, as before
+    assert out[plan_end:first_line].count("\n") == 2
+    assert len(re.findall(r": Creation complete after \d+\.\ds \[id=asst_\w+\]\n", out)) == N + 2
+    assert (
+        out.rstrip("\n")
+        .splitlines()[-1]
+        .startswith(f"Apply complete! Resources: {N + 4} added, 0 changed, 0 destroyed.")
+    )
+    assert len(api.by_key()) == N + 2
+
+
+def test_ctrl_c_while_the_plan_is_printed_stops_the_apply_as_during_it(
+    project: Project, api: Api, server: ServerHandle
+) -> None:
+    _big_project(project)
+    server.faults.latency_ms = 300
+    proc = _start_apply(project, server)
+    _wait_for_creates(server, proc)
+    proc.send_signal(signal.SIGINT)  # the CLI is still writing its plan into the full pipe
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    told = err.strip().splitlines()[-1]  # what Ctrl-C during the apply says, word for word
+    finished, not_started = (int(n) for n in re.findall(r"\d+", told)[:2])
+    assert told.startswith(f"Interrupted: {finished} change"), err
+    assert told.endswith(
+        f" recorded in the lock; {not_started} did not start. "
+        "Run 'assistsync apply' again to finish the job."
+    ), err
+    assert finished + not_started == N + 4  # every step either finished or did not start
+    assert not_started > 0, "the interrupt came too late to test anything"
+    server.faults.latency_ms = 0
+    lock = project.lock()
+    live = api.by_key()
+    assert {k: v["id"] for k, v in lock["assistants"].items()} == {
+        k: a["id"] for k, a in live.items()
+    }
+    assert len(lock["assistants"]) + len(lock["files"]) == finished
+    # the lines of what finished come after the plan's (cut) text, never inside it
+    for line in re.findall(r"^.*Creation complete after.*$", out, re.MULTILINE):
+        assert line.startswith("assistant.")
+    resumed = project.run("apply", "--auto-approve")
+    assert resumed.code == 0, resumed.all
+    assert len(api.by_key()) == N + 2
+
+
+def test_interrupt_from_another_thread_stops_an_apply_like_ctrl_c(
+    project: Project, api: Api, server: ServerHandle
+) -> None:
+    _big_project(project)
+    saved: list[Lock] = []
+    events: list[Event] = []
+    with ApiClient(server.base_url, "sk-x") as client:
+        plan = pipeline.plan(client, project.root).plan
+        held = HeldEvents()
+        running = Applier(client, plan, save=saved.append, concurrency=2, events=held).start()
+        stopped = threading.Event()
+
+        def sink(event: Event) -> None:
+            events.append(event)
+            if event.phase == "done" and event.address.startswith("assistant."):
+                running.interrupt()  # as the CLI does when Ctrl-C comes during printing
+                stopped.set()
+
+        held.release(sink)
+        result = running.result()
+    assert stopped.is_set()
+    assert result.interrupted
+    assert not result.ok
+    assert result.made == result.recorded == len(api.by_key()) + len(api.files())
+    assert result.made + result.not_started == plan.steps
+    assert result.not_started > 0
+    assert {k: e.id for k, e in saved[-1].assistants.items()} == {
+        k: a["id"] for k, a in api.by_key().items()
+    }
+    started = {e.address for e in events if e.phase == "start"}
+    finished = {e.address for e in events if e.phase == "done"}
+    assert started == finished  # every change that started finished; nothing failed
