@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,11 @@ def apply_command(
         plan = planned.plan
         if saved is not None:
             plan = check_fresh(saved, plan)
+        # What is loaded and planned now lives until the process ends. Frozen, the cyclic
+        # collector no longer walks it: not during the apply, and not in the full collection
+        # of the interpreter's shutdown, which took 0.3-0.8 s of the wall time of a 1,000-
+        # assistant apply (a heap of ~150 MB) after the last line was printed.
+        gc.freeze()
         held = HeldEvents()
 
         def start() -> Background:

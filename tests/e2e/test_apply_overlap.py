@@ -17,11 +17,14 @@ import sys
 import threading
 import time
 
-from e2ekit import Api, Project, cli_env
+import pytest
+from e2ekit import API_KEY, Api, Project, cli_env
 
 from assistsync import pipeline
 from assistsync.api import ApiClient
 from assistsync.applier import Applier, Event, HeldEvents
+from assistsync.github.apply import ApplyInputs, run_apply
+from assistsync.github.event import Runner
 from assistsync.model import Lock
 from assistsync.server import ServerHandle
 
@@ -48,11 +51,11 @@ def _start_apply(project: Project, server: ServerHandle) -> subprocess.Popen[str
     )
 
 
-def _wait_for_creates(server: ServerHandle, proc: subprocess.Popen[str]) -> None:
+def _wait_for_creates(server: ServerHandle, proc: subprocess.Popen[str] | None = None) -> None:
     """Until the server has received a create (the CLI's stdout still unread)."""
     deadline = time.monotonic() + 60
     while server.stats.by_route.get(CREATES, 0) == 0:
-        assert proc.poll() is None, "apply ended without sending a create"
+        assert proc is None or proc.poll() is None, "apply ended without sending a create"
         assert time.monotonic() < deadline, "no create arrived"
         time.sleep(0.02)
 
@@ -147,3 +150,26 @@ def test_interrupt_from_another_thread_stops_an_apply_like_ctrl_c(
     started = {e.address for e in events if e.phase == "start"}
     finished = {e.address for e in events if e.phase == "done"}
     assert started == finished  # every change that started finished; nothing failed
+
+
+def test_the_action_applies_while_it_logs_the_plan(
+    project: Project, api: Api, server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _big_project(project)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    log: list[str] = []
+
+    def echo(text: str) -> None:
+        if not log:  # the plan: the apply is already under way while it is logged
+            _wait_for_creates(server)
+        log.append(text)
+
+    runner = Runner(workspace=project.root.parent)
+    code = run_apply(ApplyInputs(working_directory=project.root.name), runner, echo)
+    assert code == 0, "\n".join(log)
+    assert log[0].endswith(f"Plan: {N + 4} to add, 0 to change, 0 to destroy.")
+    lines = log[1:]
+    assert sum(": Creation complete after " in line for line in lines) == N + 2
+    assert lines[-1].startswith(f"Apply complete! Resources: {N + 4} added")
+    assert len(api.by_key()) == N + 2
