@@ -15,7 +15,8 @@ Crash safety: the lock is written after every successful remote change (by a wri
 that always writes the newest lock, so concurrent changes share one write). When a write fails
 (a full disk), no new change starts; changes in flight finish, the lock is written once more if
 it can be, and the result says how many changes were made and how many are recorded. Ctrl-C
-does the same. Creates are never blindly re-sent: when a create's response is lost, the
+does the same, and so does ``interrupt()`` from another thread (an apply started with
+``start()`` runs on a thread of its own while the caller prints the plan). Creates are never blindly re-sent: when a create's response is lost, the
 assistant is looked up by its ``assistsync_key`` tag (files: by name, size and content hash)
 before it is sent again.
 """
