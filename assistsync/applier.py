@@ -16,9 +16,9 @@ that always writes the newest lock, so concurrent changes share one write). When
 (a full disk), no new change starts; changes in flight finish, the lock is written once more if
 it can be, and the result says how many changes were made and how many are recorded. Ctrl-C
 does the same, and so does ``interrupt()`` from another thread (an apply started with
-``start()`` runs on a thread of its own while the caller prints the plan). Creates are never blindly re-sent: when a create's response is lost, the
-assistant is looked up by its ``assistsync_key`` tag (files: by name, size and content hash)
-before it is sent again.
+``start()`` runs on a thread of its own while the caller prints the plan). Creates are never
+blindly re-sent: when a create's response is lost, the assistant is looked up by its
+``assistsync_key`` tag (files: by name, size and content hash) before it is sent again.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from assistsync.model import (
     FileChange,
     LiveAssistant,
     Lock,
+    LockedAssistant,
     Plan,
     wire_metadata,
 )
@@ -157,6 +158,8 @@ class LockRecorder:
 
     def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
         self._lock = lock
+        self._assistants: dict[str, LockedAssistant] = {}
+        """Assistant entries recorded but not yet merged into ``_lock`` (see ``put_assistant``)."""
         self._save = save
         self._cond = threading.Condition()
         self._dirty = False
@@ -175,7 +178,15 @@ class LockRecorder:
     def lock(self) -> Lock:
         """The lock as it stands (including changes not yet written)."""
         with self._cond:
-            return self._lock
+            return self._merged()
+
+    def _merged(self) -> Lock:
+        """``_lock`` with the assistant entries put since the last merge; under ``_cond``."""
+        if self._assistants:
+            merged = {**self._lock.assistants, **self._assistants}
+            self._lock = self._lock.model_copy(update={"assistants": merged})
+            self._assistants = {}
+        return self._lock
 
     @property
     def error(self) -> BaseException | None:
@@ -199,7 +210,18 @@ class LockRecorder:
         """Apply ``change`` to the lock and have it written; ``counts`` when it records a
         remote change (not a lock-only edit)."""
         with self._cond:
-            self._lock = change(self._lock)
+            self._lock = change(self._merged())
+            self._changes += counts
+            self._dirty = True
+            self._cond.notify_all()
+
+    def put_assistant(self, key: str, entry: LockedAssistant, *, counts: bool = True) -> None:
+        """``update`` with ``Lock.with_assistant(key, entry)``, the common change of an apply,
+        merged into the lock with the others put before the next write (or read of ``lock``):
+        one copy of the assistants for many changes instead of one for each (a copy of a
+        10,000-assistant mapping per change made an apply's recording grow with N²)."""
+        with self._cond:
+            self._assistants[key] = entry
             self._changes += counts
             self._dirty = True
             self._cond.notify_all()
@@ -208,7 +230,7 @@ class LockRecorder:
         """The next lock to write (serial bumped) and the changes it holds; under ``_cond``."""
         self._dirty = False
         self._serial += 1
-        self._lock = self._lock.model_copy(update={"serial": self._serial})
+        self._lock = self._merged().model_copy(update={"serial": self._serial})
         return self._lock, self._changes
 
     def _write(self, snapshot: Lock, changes: int) -> bool:
@@ -559,8 +581,7 @@ class Applier:
         return None if any(i is None for i in ids) else [i for i in ids if i is not None]
 
     def _record_assistant(self, ac: AssistantChange, assistant_id: str, counts: bool) -> None:
-        entry = ac.locked(assistant_id)
-        self.recorder.update(lambda lock: lock.with_assistant(ac.key, entry), counts=counts)
+        self.recorder.put_assistant(ac.key, ac.locked(assistant_id), counts=counts)
 
     def _missing_files(self, config: AssistantConfig) -> str:
         names = [self.plan.file_names.get(s, s) for s in config.files if s not in self._id_by_sha]
