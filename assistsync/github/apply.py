@@ -100,18 +100,24 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
             plan = pipeline.plan(client, root, environment=env).plan
             held = HeldEvents()
             running = None
+            refused: AssistsyncError | None = None
             if plan.has_changes or plan.lock_only:
                 # the changes start now, while the plan is rendered into the log; their lines
                 # are held until it is there (leaving on an error stops and waits for them)
-                running = running_apply.enter_context(
-                    pipeline.start_apply(client, plan, lock_file, events=held)
-                )
+                try:
+                    running = running_apply.enter_context(
+                        pipeline.start_apply(client, plan, lock_file, events=held)
+                    )
+                except AssistsyncError as exc:  # logged after the plan, as it came before
+                    refused = exc
             try:
                 say(render_text(plan).rstrip("\n"))
             except KeyboardInterrupt:
                 if running is None:
                     raise
                 running.interrupt()  # as a cancel during the apply: report what finished
+            if refused is not None:
+                raise refused
             summary = plan.summary()
             if running is not None:
                 held.release(on_event)

@@ -10,12 +10,16 @@ already receives creates.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from e2ekit import API_KEY, Api, Project, cli_env
@@ -173,3 +177,69 @@ def test_the_action_applies_while_it_logs_the_plan(
     assert sum(": Creation complete after " in line for line in lines) == N + 2
     assert lines[-1].startswith(f"Apply complete! Resources: {N + 4} added")
     assert len(api.by_key()) == N + 2
+
+
+@contextlib.contextmanager
+def _unwritable_lock_directory(locks: Path, state: Path) -> Iterator[None]:
+    """``locks`` read-only but its ``.assistsync`` writable (from ``state``): the one-writer
+    lock can be taken, the lock file cannot be written. A read-only bind mount as root
+    (permissions do not stop root), ``chmod`` otherwise."""
+    if os.geteuid() != 0:
+        locks.chmod(0o555)
+        try:
+            yield
+        finally:
+            locks.chmod(0o755)
+        return
+    steps = [
+        ["mount", "--bind", str(locks), str(locks)],
+        ["mount", "-o", "remount,bind,ro", str(locks)],
+        ["mount", "--bind", str(state), str(locks / ".assistsync")],
+    ]
+    done = 0
+    try:
+        for step in steps:
+            run = subprocess.run(step, capture_output=True, check=False)
+            if run.returncode != 0:
+                pytest.skip(f"cannot mount here: {run.stderr.decode().strip()}")
+            done += 1
+        yield
+    finally:
+        if done == 3:
+            subprocess.run(["umount", "-l", str(locks / ".assistsync")], check=False)
+        if done:
+            subprocess.run(["umount", "-l", str(locks)], check=False)
+
+
+def test_a_lock_that_cannot_be_written_is_told_after_the_plan(
+    project: Project, api: Api, server: ServerHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # whether the lock can be written is now checked before the plan is printed (the apply
+    # starts then); the error is still told after the plan, and nothing changes
+    project.write(
+        "assistsync.yaml", "manifests:\n  - assistants/*.yaml\nlock: locks/assistsync.lock\n"
+    )
+    locks = project.root / "locks"
+    (locks / ".assistsync").mkdir(parents=True)
+    state = project.root.parent / "state"
+    state.mkdir()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    log: list[str] = []
+    with _unwritable_lock_directory(locks, state):
+        result = project.run("apply", "--auto-approve")
+        code = run_apply(
+            ApplyInputs(working_directory=project.root.name),
+            Runner(workspace=project.root.parent),
+            log.append,
+        )
+    assert result.code == 1, result.all
+    assert result.out.endswith("Plan: 4 to add, 0 to change, 0 to destroy.\n\n")
+    assert "cannot write the lock file" in result.err
+    assert "Nothing was changed" in result.err
+    assert code == 1
+    assert log[0].endswith("Plan: 4 to add, 0 to change, 0 to destroy.")
+    assert log[1].startswith("Error: ")
+    assert "cannot write the lock file" in log[1]
+    assert api.assistants() == []
+    assert api.files() == []
