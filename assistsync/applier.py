@@ -15,9 +15,10 @@ Crash safety: the lock is written after every successful remote change (by a wri
 that always writes the newest lock, so concurrent changes share one write). When a write fails
 (a full disk), no new change starts; changes in flight finish, the lock is written once more if
 it can be, and the result says how many changes were made and how many are recorded. Ctrl-C
-does the same. Creates are never blindly re-sent: when a create's response is lost, the
-assistant is looked up by its ``assistsync_key`` tag (files: by name, size and content hash)
-before it is sent again.
+does the same, and so does ``interrupt()`` from another thread (an apply started with
+``start()`` runs on a thread of its own while the caller prints the plan). Creates are never
+blindly re-sent: when a create's response is lost, the assistant is looked up by its
+``assistsync_key`` tag (files: by name, size and content hash) before it is sent again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from assistsync.model import (
     FileChange,
     LiveAssistant,
     Lock,
+    LockedAssistant,
     Plan,
     wire_metadata,
 )
@@ -156,6 +158,8 @@ class LockRecorder:
 
     def __init__(self, lock: Lock, save: Callable[[Lock], None]) -> None:
         self._lock = lock
+        self._assistants: dict[str, LockedAssistant] = {}
+        """Assistant entries recorded but not yet merged into ``_lock`` (see ``put_assistant``)."""
         self._save = save
         self._cond = threading.Condition()
         self._dirty = False
@@ -174,7 +178,15 @@ class LockRecorder:
     def lock(self) -> Lock:
         """The lock as it stands (including changes not yet written)."""
         with self._cond:
-            return self._lock
+            return self._merged()
+
+    def _merged(self) -> Lock:
+        """``_lock`` with the assistant entries put since the last merge; under ``_cond``."""
+        if self._assistants:
+            merged = {**self._lock.assistants, **self._assistants}
+            self._lock = self._lock.model_copy(update={"assistants": merged})
+            self._assistants = {}
+        return self._lock
 
     @property
     def error(self) -> BaseException | None:
@@ -198,7 +210,18 @@ class LockRecorder:
         """Apply ``change`` to the lock and have it written; ``counts`` when it records a
         remote change (not a lock-only edit)."""
         with self._cond:
-            self._lock = change(self._lock)
+            self._lock = change(self._merged())
+            self._changes += counts
+            self._dirty = True
+            self._cond.notify_all()
+
+    def put_assistant(self, key: str, entry: LockedAssistant, *, counts: bool = True) -> None:
+        """``update`` with ``Lock.with_assistant(key, entry)``, the common change of an apply,
+        merged into the lock with the others put before the next write (or read of ``lock``):
+        one copy of the assistants for many changes instead of one for each (a copy of a
+        10,000-assistant mapping per change made an apply's recording grow with N²)."""
+        with self._cond:
+            self._assistants[key] = entry
             self._changes += counts
             self._dirty = True
             self._cond.notify_all()
@@ -207,7 +230,7 @@ class LockRecorder:
         """The next lock to write (serial bumped) and the changes it holds; under ``_cond``."""
         self._dirty = False
         self._serial += 1
-        self._lock = self._lock.model_copy(update={"serial": self._serial})
+        self._lock = self._merged().model_copy(update={"serial": self._serial})
         return self._lock, self._changes
 
     def _write(self, snapshot: Lock, changes: int) -> bool:
@@ -330,6 +353,7 @@ class Applier:
         self._done = 0
         self._total = plan.steps
         self._interrupted = threading.Event()
+        self._stop_asked = False
         self._id_by_sha: dict[str, str] = {}
         self._pool: ThreadPoolExecutor | None = None
         # scheduling state of the build phase (see _schedule_puts), guarded by _mutex
@@ -337,6 +361,16 @@ class Applier:
         self._dependents: dict[str, list[str]] = {}
         self._lost_puts: list[AssistantChange] = []
         self._put_futures: list[Future[None]] = []
+
+    def interrupt(self) -> None:
+        """Stop as Ctrl-C does, from any thread: no new change starts, the changes in flight
+        finish and are recorded, and ``run`` returns a result that says it was interrupted."""
+        self._stop_asked = True
+        self._interrupted.set()
+
+    def start(self) -> Background:
+        """Run the apply on a thread of its own and return at once (see ``Background``)."""
+        return Background(self)
 
     def _tag(self, key: str) -> str:
         """The ownership tag of ``key`` in the plan's environment (see ``tag_value``)."""
@@ -478,7 +512,7 @@ class Applier:
         for round_ in range(RECONCILE_ROUNDS + 1):
             lost: list[FileChange] = []
             self._run_all(partial(self._upload, lost=lost), pending, then if round_ == 0 else None)
-            if not lost:
+            if not lost or self._stop_asked:
                 return
             pending = self._find_lost_uploads(lost)
             if round_ == RECONCILE_ROUNDS:
@@ -547,8 +581,7 @@ class Applier:
         return None if any(i is None for i in ids) else [i for i in ids if i is not None]
 
     def _record_assistant(self, ac: AssistantChange, assistant_id: str, counts: bool) -> None:
-        entry = ac.locked(assistant_id)
-        self.recorder.update(lambda lock: lock.with_assistant(ac.key, entry), counts=counts)
+        self.recorder.put_assistant(ac.key, ac.locked(assistant_id), counts=counts)
 
     def _missing_files(self, config: AssistantConfig) -> str:
         names = [self.plan.file_names.get(s, s) for s in config.files if s not in self._id_by_sha]
@@ -646,12 +679,12 @@ class Applier:
         self._wait_puts()
         assert not self._waiting, "every upload settles, so every assistant was started"
         for _ in range(RECONCILE_ROUNDS):
-            if not lost:
+            if not lost or self._stop_asked:
                 return
             pending = self._find_lost_creates(lost)
             lost = []
             self._run_all(partial(self._put, lost=lost), pending)
-        for ac in self._find_lost_creates(lost) if lost else []:
+        for ac in self._find_lost_creates(lost) if lost and not self._stop_asked else []:
             self._fail(ac.address, "the server kept dropping the create's response")
             self._emit(ac.address, "create", "failed")
 
@@ -728,13 +761,22 @@ class Applier:
         if self.plan.lock_refresh:  # forgotten and re-filed entries are written even alone
             self.recorder.update(lambda lock: lock, counts=False)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="assistsync-apply")
+        phases: list[Callable[[], None]] = [
+            self._build_phase,
+            lambda: self._run_all(
+                self._destroy, [a for a in self.plan.assistants if a.action == "delete"]
+            ),
+            lambda: self._run_all(
+                self._delete_file, [f for f in self.plan.files if f.action == "delete"]
+            ),
+        ]
         try:
-            self._build_phase()
-            self._run_all(self._destroy, [a for a in self.plan.assistants if a.action == "delete"])
-            self._run_all(self._delete_file, [f for f in self.plan.files if f.action == "delete"])
+            for phase in phases:
+                if self._stop_asked:  # interrupt() from another thread: as Ctrl-C here
+                    break
+                phase()
         except KeyboardInterrupt:
-            self._interrupted.set()
-            self.result.interrupted = True
+            self.interrupt()
         finally:
             self._interrupted.set()  # anything still queued must not start
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -743,9 +785,97 @@ class Applier:
         if error is not None and not isinstance(error, LockWriteError):
             raise error  # a bug in saving, not the user's disk
         self.result.lock_error = error
+        self.result.interrupted = self._stop_asked
         self.result.lock = self.recorder.lock
         self.result.not_started = max(0, self._total - self._done)
         self.result.made = self.recorder.changes
         self.result.recorded = self.recorder.recorded
         self.result.elapsed = max(0.0, self.clock() - began)
         return self.result
+
+
+class Background:
+    """An apply running on a thread of its own (``Applier.start``), so that the caller can do
+    something else meanwhile (print the plan). ``result`` waits for it; ``interrupt`` stops it
+    as Ctrl-C would. Used as a context manager, leaving on an exception interrupts the apply
+    and waits for it: the changes in flight finish and are recorded before the caller goes on
+    (and closes the client they use).
+    """
+
+    def __init__(self, applier: Applier) -> None:
+        self._applier = applier
+        self._result: ApplyResult | None = None
+        self._error: BaseException | None = None
+        # Waited on instead of Thread.join: on Python 3.11 a join interrupted by Ctrl-C marks
+        # the thread as finished (bpo-45274), and the next join would not wait at all.
+        self._finished = threading.Event()
+        # not a daemon: a process that is leaving still waits for the lock to be written
+        self._thread = threading.Thread(target=self._run, name="assistsync-applier")
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._result = self._applier.run()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+        finally:
+            self._finished.set()
+
+    def interrupt(self) -> None:
+        """No new change starts; those in flight finish and are recorded (any thread)."""
+        self._applier.interrupt()
+
+    def result(self) -> ApplyResult:
+        """Wait for the apply and return its result (or raise what it raised). Ctrl-C while
+        waiting interrupts it as it would an apply run in the foreground."""
+        try:
+            self._finished.wait()
+        except KeyboardInterrupt:
+            self.interrupt()
+            self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None and not self._finished.is_set():
+            self.interrupt()
+            self._finished.wait()
+
+
+class HeldEvents:
+    """An ``events`` callback that holds every event until ``release(sink)``, then hands them
+    to ``sink`` in the order they came, and every later event as it comes.
+
+    It lets an apply start while its plan is still being printed: the plan's lines come first,
+    the apply's after them, exactly as when the apply starts after the plan.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held: list[Event] = []
+        self._sink: Callable[[Event], None] | None = None
+
+    def __call__(self, event: Event) -> None:
+        with self._mutex:
+            sink = self._sink
+            if sink is None:
+                self._held.append(event)
+                return
+        sink(event)
+
+    def release(self, sink: Callable[[Event], None]) -> None:
+        """Hand the held events to ``sink``, then let later ones through. Events that come
+        while the held ones are handed on are held too, and handed on after them."""
+        while True:
+            with self._mutex:
+                batch, self._held = self._held, []
+                if not batch:
+                    self._sink = sink
+                    return
+            for event in batch:
+                sink(event)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from assistsync.api import ApiClient
-from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Event
+from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Background, Event
 from assistsync.errors import AssistsyncError
 from assistsync.fetch import BackgroundListing, fetch_live
 from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
@@ -135,6 +135,27 @@ def apply(
     Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
     inside ``writing``.
     """
+    running = start_apply(
+        client, plan, lock_file, concurrency=concurrency, events=events, clock=clock
+    )
+    return running.result()  # Ctrl-C while it waits interrupts the apply (see Background)
+
+
+def start_apply(
+    client: ApiClient,
+    plan: Plan,
+    lock_file: Path,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    events: Callable[[Event], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Background:
+    """``apply`` started on a thread of its own; returns at once (``Background.result()``
+    waits for it). Lets an approved apply run while its plan is still being printed.
+
+    Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
+    inside ``writing``.
+    """
     check_writable(lock_file)
     return Applier(
         client,
@@ -143,4 +164,4 @@ def apply(
         concurrency=concurrency,
         events=events,
         clock=clock,
-    ).run()
+    ).start()

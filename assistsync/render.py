@@ -10,6 +10,7 @@ block.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
@@ -52,8 +53,20 @@ def _heredoc(sym: str, depth: int, label: str, text: str) -> list[Line]:
 
 
 def _tool_lines(sym: str, depth: int, tool: dict[str, Any]) -> list[Line]:
-    text = json.dumps(normalize_tool(tool), indent=2, sort_keys=True, ensure_ascii=False)
-    return [Line(sym, depth, t) for t in text.splitlines()]
+    return [Line(sym, depth, t) for t in _indented(_compact(normalize_tool(tool)))]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _indented(compact: str) -> tuple[str, ...]:
+    """A tool's JSON as printed (indented, keys sorted), from its compact JSON: projects share
+    a few tools among many assistants, and indented output takes the json module's pure-Python
+    encoder, which made tools a large part of printing a plan."""
+    text = json.dumps(json.loads(compact), indent=2, sort_keys=True, ensure_ascii=False)
+    return tuple(text.splitlines())
 
 
 def _config_lines(plan: Plan, sym: str, depth: int, config: AssistantConfig) -> list[Line]:
@@ -307,13 +320,25 @@ def plan_lines(plan: Plan) -> list[Line]:
     return list(iter_plan_lines(plan))
 
 
+def _prefix(sym: str, depth: int) -> str:
+    if sym == "#":
+        return "  " * depth + "# "
+    return "  " * depth + sym + " " if depth else ""
+
+
+_PREFIXES: dict[tuple[str, int], str] = {}
+
+
 def line_text(line: Line) -> str:
     """A line as the terminal shows it: symbol after the indentation, as Terraform does."""
-    if not line.text and line.sym == " ":
+    sym, depth, text = line
+    if not text and sym == " ":
         return ""
-    if line.sym == "#":
-        return "  " * line.depth + "# " + line.text
-    return "  " * line.depth + line.sym + " " + line.text if line.depth else line.text
+    # a plan has ~150 lines per assistant and a handful of (symbol, depth) pairs
+    prefix = _PREFIXES.get((sym, depth))
+    if prefix is None:
+        prefix = _PREFIXES[sym, depth] = _prefix(sym, depth)
+    return prefix + text
 
 
 def render_text(plan: Plan) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
 import time
 from pathlib import Path
@@ -49,6 +51,7 @@ def apply_command(
     listing each failure. Ctrl-C lets the changes in flight finish, records them, and exits 130.
     """
     from assistsync import pipeline
+    from assistsync.applier import Background, HeldEvents
     from assistsync.cli.context import open_client
     from assistsync.cli.output import apply_events, duration, echo_lines, outcome_lines
     from assistsync.cli.stages import endpoint
@@ -59,17 +62,55 @@ def apply_command(
     # Take the one-writer lock first (its path needs only assistsync.yaml), then read the live
     # state while the manifests load: nothing another apply does can slip in between.
     env = settings.environment
-    with pipeline.writing(settings.root, env) as lock_file, open_client(settings) as client:
+    with (
+        pipeline.writing(settings.root, env) as lock_file,
+        open_client(settings) as client,
+        contextlib.ExitStack() as running_apply,
+    ):
         planned = pipeline.plan(
             client, settings.root, endpoint=endpoint(settings, client.base_url), environment=env
         )
         plan = planned.plan
         if saved is not None:
             plan = check_fresh(saved, plan)
-        echo_lines(settings, iter_plan_lines(plan))
+        # What is loaded and planned now lives until the process ends. Frozen, the cyclic
+        # collector no longer walks it: not during the apply, and not in the full collection
+        # of the interpreter's shutdown, which took 0.3-0.8 s of the wall time of a 1,000-
+        # assistant apply (a heap of ~150 MB) after the last line was printed.
+        gc.freeze()
+        held = HeldEvents()
+
+        def start() -> Background:
+            # leaving this block on an error stops the apply and waits for what is in flight
+            return running_apply.enter_context(
+                pipeline.start_apply(
+                    client,
+                    plan,
+                    lock_file,
+                    concurrency=concurrency,
+                    events=held,
+                    clock=time.monotonic,
+                )
+            )
+
+        running: Background | None = None
+        refused: AssistsyncError | None = None
+        if (plan.has_changes or plan.lock_only) and (saved is not None or auto_approve):
+            # Approved already: the changes start now, while the plan is printed; their lines
+            # are held until it has been, so the output is what it is without the overlap.
+            try:
+                running = start()
+            except AssistsyncError as exc:  # told after the plan, as when it came later
+                refused = exc
+        try:
+            echo_lines(settings, iter_plan_lines(plan))
+        except KeyboardInterrupt:
+            if running is None:
+                raise
+            running.interrupt()  # as Ctrl-C during the apply: report what finished
         if not plan.has_changes and not plan.lock_only:
             return EXIT_OK
-        if saved is None and not auto_approve:
+        if running is None and refused is None and saved is None and not auto_approve:
             if not sys.stdin.isatty():
                 raise AssistsyncError(
                     "apply needs confirmation: run it in a terminal, or pass --auto-approve "
@@ -79,15 +120,13 @@ def apply_command(
                 click.echo("\nApply cancelled.")
                 return EXIT_ERROR
         click.echo("")
+        if refused is not None:
+            raise refused
+        if running is None:
+            running = start()
         with apply_events(settings, plan.steps) as events:
-            result = pipeline.apply(
-                client,
-                plan,
-                lock_file,
-                concurrency=concurrency,
-                events=events,
-                clock=time.monotonic,
-            )
+            held.release(events)
+            result = running.result()
     lines = outcome_lines(result)
     if lines:
         click.echo("\n".join(lines), err=True)

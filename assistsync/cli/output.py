@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -29,34 +30,31 @@ def use_color(settings: Settings, stream: TextIO) -> bool:
     return stream.isatty()
 
 
-CHUNK_CHARS = 64 * 1024
-"""Printed plans go out in writes of about this many characters: one write per line would be
-a system call per line, one write of the whole plan would hold it all in memory at once."""
+CHUNK_LINES = 1024
+"""Printed plans go out in writes of this many lines (~80 KB): one write per line would be a
+system call per line, one write of the whole plan would hold it all in memory at once."""
 
 
 def echo_lines(settings: Settings, lines: Iterable[Line]) -> None:
     """Print rendered plan lines to stdout as they come, coloured by their symbol when colour
-    is on: each line ends with a newline, buffered into writes of ``CHUNK_CHARS``."""
-    color = use_color(settings, sys.stdout)
-    chunk: list[str] = []
-    size = 0
+    is on: each line ends with a newline, written ``CHUNK_LINES`` at a time."""
+    text_of: Callable[[Line], str] = _styled if use_color(settings, sys.stdout) else line_text
+    source = iter(lines)
     wrote = False
-    for line in lines:
-        text = line_text(line)
-        if color and line.sym == "#":
-            text = click.style(text, bold=True)
-        elif color and line.sym in STYLES:
-            text = click.style(text, fg=STYLES[line.sym])
-        chunk.append(text)
-        chunk.append("\n")
-        size += len(text) + 1
-        if size >= CHUNK_CHARS:
-            click.echo("".join(chunk), nl=False)
-            chunk.clear()
-            size = 0
-            wrote = True
-    if chunk or not wrote:  # no lines at all still prints the one empty line
-        click.echo("".join(chunk), nl=not chunk)
+    while chunk := list(itertools.islice(source, CHUNK_LINES)):
+        click.echo("\n".join(map(text_of, chunk)))
+        wrote = True
+    if not wrote:  # no lines at all still prints the one empty line
+        click.echo("")
+
+
+def _styled(line: Line) -> str:
+    text = line_text(line)
+    if line.sym == "#":
+        return click.style(text, bold=True)
+    if line.sym in STYLES:
+        return click.style(text, fg=STYLES[line.sym])
+    return text
 
 
 def duration(seconds: float) -> str:

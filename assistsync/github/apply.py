@@ -9,6 +9,7 @@ some changes failed.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ def commit_message(summary: str, working_directory: str, run_url: str | None) ->
 def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     """Apply, report, commit the lock if asked; return the step's exit code."""
     from assistsync import pipeline
-    from assistsync.applier import Event
+    from assistsync.applier import Event, HeldEvents
     from assistsync.cli.context import open_client
     from assistsync.cli.output import event_line, outcome_lines
     from assistsync.render import render_text
@@ -90,13 +91,37 @@ def run_apply(inputs: ApplyInputs, runner: Runner, echo: Echo) -> int:
     try:
         env = inputs.environment or None
         settings = Settings(root=root, environment=env)
-        with pipeline.writing(root, env) as lock_file, open_client(settings) as client:
+        with (
+            pipeline.writing(root, env) as lock_file,
+            open_client(settings) as client,
+            contextlib.ExitStack() as running_apply,
+        ):
             before = _read(lock_file)
             plan = pipeline.plan(client, root, environment=env).plan
-            say(render_text(plan).rstrip("\n"))
-            summary = plan.summary()
+            held = HeldEvents()
+            running = None
+            refused: AssistsyncError | None = None
             if plan.has_changes or plan.lock_only:
-                result = pipeline.apply(client, plan, lock_file, events=on_event)
+                # the changes start now, while the plan is rendered into the log; their lines
+                # are held until it is there (leaving on an error stops and waits for them)
+                try:
+                    running = running_apply.enter_context(
+                        pipeline.start_apply(client, plan, lock_file, events=held)
+                    )
+                except AssistsyncError as exc:  # logged after the plan, as it came before
+                    refused = exc
+            try:
+                say(render_text(plan).rstrip("\n"))
+            except KeyboardInterrupt:
+                if running is None:
+                    raise
+                running.interrupt()  # as a cancel during the apply: report what finished
+            if refused is not None:
+                raise refused
+            summary = plan.summary()
+            if running is not None:
+                held.release(on_event)
+                result = running.result()
                 summary = result.summary()
                 for line in outcome_lines(result):  # what the CLI says after the same apply
                     say(line)

@@ -250,18 +250,18 @@ def test_printing_in_chunks_gives_the_same_bytes_as_the_whole_text(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from assistsync.cli.context import Settings
-    from assistsync.cli.output import CHUNK_CHARS, echo_lines
+    from assistsync.cli.output import CHUNK_LINES, echo_lines
 
     # enough assistants that the printed plan spans several chunks
     many = "\n".join(f"Rule {i}: answer in one line." for i in range(200)) + "\n"
-    n = CHUNK_CHARS // len(many) * 3 + 2
+    n = CHUNK_LINES // 200 * 3 + 2
     d = Desired(
         assistants={f"bot-{i:03}": _assistant(f"bot-{i:03}", instructions=many) for i in range(n)}
     )
     plan = make_plan(d, Live(), Lock(lineage=""))
     echo_lines(Settings(root=Path(), no_color=True), iter_plan_lines(plan))
     printed = capsys.readouterr().out
-    assert len(printed) > 3 * CHUNK_CHARS
+    assert printed.count("\n") > 3 * CHUNK_LINES
     assert printed == render_text(plan)
 
     echo_lines(Settings(root=Path(), no_color=True), iter([]))
