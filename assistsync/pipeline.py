@@ -13,16 +13,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assistsync.api import ApiClient
-from assistsync.applier import DEFAULT_CONCURRENCY, Applier, ApplyResult, Background, Event
 from assistsync.errors import AssistsyncError
-from assistsync.fetch import BackgroundListing, fetch_live
 from assistsync.lockfile import check_location, check_writable, exclusive, read_lock, write_lock
 from assistsync.manifest import Project, load_project, locate_lock
 from assistsync.model import TAG_KEY, Live, Lock, Plan
 from assistsync.model.config import local_tag
 from assistsync.planner import make_plan, prepare
+
+if TYPE_CHECKING:
+    # The HTTP side (httpx, the client, the applier) is imported where it is first used, so
+    # that `validate`, which only loads, never pays for it.
+    from assistsync.api import ApiClient
+    from assistsync.applier import ApplyResult, Background, Event
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def plan(
     manifests load: the listing is mostly waiting on the network, loading is local work.
     ``endpoint`` names the API in the plan (a saved plan is only applied against it).
     """
+    from assistsync.fetch import BackgroundListing, fetch_live
+
     listing = prepared = lock = None
     if project is None:
         background = BackgroundListing(client)
@@ -126,11 +132,12 @@ def apply(
     plan: Plan,
     lock_file: Path,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | None = None,
     events: Callable[[Event], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ApplyResult:
-    """Carry out ``plan``, writing the lock to ``lock_file`` after every change.
+    """Carry out ``plan``, writing the lock to ``lock_file`` after every change, ``concurrency``
+    changes at a time (``None``: the applier's default).
 
     Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
     inside ``writing``.
@@ -146,7 +153,7 @@ def start_apply(
     plan: Plan,
     lock_file: Path,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | None = None,
     events: Callable[[Event], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Background:
@@ -156,12 +163,14 @@ def start_apply(
     Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
     inside ``writing``.
     """
+    from assistsync.applier import DEFAULT_CONCURRENCY, Applier
+
     check_writable(lock_file)
     return Applier(
         client,
         plan,
         save=lambda lock: write_lock(lock_file, lock),
-        concurrency=concurrency,
+        concurrency=DEFAULT_CONCURRENCY if concurrency is None else concurrency,
         events=events,
         clock=clock,
     ).start()

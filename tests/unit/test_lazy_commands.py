@@ -59,7 +59,8 @@ def test_validate_imports_neither_the_other_commands_nor_httpxs_program(tmp_path
     others = {"assistsync.cli.plan", "assistsync.cli.apply", "assistsync.cli.import_"}
     others |= {"assistsync.cli.test", "assistsync.server.command"}
     assert not modules & others
-    # httpx may be imported (the pipeline module imports the API client), its CLI is not
+    # validate only loads: neither the HTTP side (httpx, TLS, the client) nor httpx's CLI
+    assert not {"httpx", "ssl", "assistsync.api", "assistsync.applier"} & modules
     assert not {"httpx._main", "rich", "pygments"} & modules
 
 
