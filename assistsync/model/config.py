@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TAG_KEY = "assistsync_key"
@@ -28,6 +29,18 @@ CONFIG_FIELDS = ("name", "model", "description", "instructions", "tools", "files
 def canonical_json(value: Any) -> str:
     """Canonical JSON (sorted keys, no whitespace): equal values give equal strings."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _strict(value: Any) -> bytes:
+    """A form of ``value`` in which values ``==`` calls equal but the API does not (``1``,
+    ``1.0`` and ``true``) differ: sorted-key JSON. Only compared, never stored or hashed, so
+    orjson's encoding (~10x faster than ``json``; this runs for every assistant of a plan) may
+    differ from :func:`canonical_json`'s; what orjson refuses (integers beyond 64 bits) takes
+    the canonical form."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return canonical_json(value).encode()
 
 
 def normalize_tool(tool: dict[str, Any]) -> dict[str, Any]:
@@ -90,14 +103,14 @@ class AssistantConfig(BaseModel):
 
         Every configuration is normalised when it is built (tools without ``None`` members,
         files sorted, metadata sorted), so plain equality compares the rest; tools (function
-        schemas) are compared as canonical JSON, where key order never matters but ``1`` and
-        ``true`` differ, as they do to the API.
+        schemas) are compared as sorted-key JSON, where key order never matters but ``1``, ``1.0``
+        and ``true`` differ, as they do to the API.
         """
         out = []
         for field in CONFIG_FIELDS:
             mine, theirs = getattr(self, field), getattr(other, field)
             if field == "tools":
-                if mine != theirs or canonical_json(mine) != canonical_json(theirs):
+                if mine != theirs or _strict(mine) != _strict(theirs):
                     out.append(field)
             elif mine != theirs:
                 out.append(field)
