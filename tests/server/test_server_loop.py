@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from server_testkit import AUTH, BETA, checked_client
 
-from assistsync.server import ServerHandle
+from assistsync.server import ServerHandle, start_server
+from assistsync.server.framework.http import LOOP_YIELDS_AT
 
 WAIT = 10  # seconds: only ever reached when a test is about to fail
 H = b"Host: x\r\nAuthorization: Bearer k\r\nOpenAI-Beta: assistants=v1\r\n"
@@ -151,3 +153,53 @@ def test_many_connections_at_once(server: ServerHandle) -> None:
             c.close()
     with httpx.Client(base_url=server.base_url, headers={**AUTH, **BETA}) as client:
         assert len(client.get("/assistants", params={"limit": 100}).json()["data"]) == 64
+
+
+def _served_by_threads() -> int:
+    """Connections on threads of their own, in this process (the server runs in it)."""
+    return sum("serve_thread" in t.name for t in threading.enumerate())
+
+
+def test_beside_many_threaded_connections_quick_requests_go_to_threads_too(
+    server: ServerHandle,
+) -> None:
+    # The loop is one thread: beside many busy connection threads its clients waited seconds
+    # for the interpreter lock. From LOOP_YIELDS_AT threaded connections on, it hands off.
+    def connect() -> socket.socket:
+        return socket.create_connection((server.host, server.port), timeout=WAIT)
+
+    with connect() as first:  # with no threaded connection, a quick request stays on the loop
+        first.sendall(b"GET /v1/assistants HTTP/1.1\r\n" + H + b"\r\n")
+        assert _responses(first, 1)[0][0] == 200
+        assert _served_by_threads() == 0
+    threaded = []
+    try:
+        for _ in range(LOOP_YIELDS_AT):
+            s = connect()
+            threaded.append(s)
+            s.sendall(b"GET /v1/threads/thread_nope HTTP/1.1\r\n" + H + b"\r\n")  # not quick
+            assert _responses(s, 1)[0][0] == 404
+        assert _served_by_threads() == LOOP_YIELDS_AT
+        with connect() as quick:
+            quick.sendall(b"GET /v1/assistants HTTP/1.1\r\n" + H + b"\r\n")
+            assert _responses(quick, 1)[0][0] == 200
+            assert _served_by_threads() == LOOP_YIELDS_AT + 1
+    finally:
+        for s in threaded:
+            s.close()
+
+
+def test_a_log_that_cannot_be_written_does_not_stop_the_server() -> None:
+    lines: list[str] = []
+
+    def broken(line: str) -> None:  # the reader of the server's log went away
+        lines.append(line)
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with start_server(log=broken) as handle, checked_client(handle) as client:
+        for _ in range(3):
+            assert client.get("/assistants").status_code == 200
+        with socket.create_connection((handle.host, handle.port), timeout=WAIT) as s:
+            s.sendall(b"GET /v1/threads/thread_nope HTTP/1.1\r\n" + H + b"\r\n")  # a thread's
+            assert _responses(s, 1)[0][0] == 404
+    assert sum("GET /v1/assistants 200" in line for line in lines) == 3

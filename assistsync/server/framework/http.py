@@ -92,6 +92,17 @@ def _error_response(error: ApiError) -> Response:
     return Response(error.envelope(), status=error.status, headers=dict(error.headers))
 
 
+def _never_raising(log: Callable[[str], None]) -> Callable[[str], None]:
+    """``log``, dropping the line when writing it fails: a log nobody reads any more (a closed
+    pipe, ``2>&1 | head`` that ended) must not stop the server answering."""
+
+    def safe(line: str) -> None:
+        with contextlib.suppress(Exception):  # there is nowhere left to say it
+            log(line)
+
+    return safe
+
+
 class App(Generic[C]):
     """Everything a request needs: context, routes, faults, stats, settings, open connections."""
 
@@ -116,7 +127,7 @@ class App(Generic[C]):
         self.stats = Stats()
         self.router = Router(routes)
         self.api_key = api_key
-        self.log = log
+        self.log = _never_raising(log)
         self.turn = threading.Lock()
         """Held while a quick handler runs (see :attr:`~.routing.Route.quick`)."""
         self._conn_lock = threading.Lock()
@@ -147,6 +158,11 @@ class App(Generic[C]):
             closing = self._closing
         if closing:
             _shutdown(conn)
+
+    @property
+    def threaded(self) -> int:
+        """How many connections are served by threads of their own right now."""
+        return len(self._conns)
 
     def untrack(self, conn: socket.socket) -> None:
         with self._conn_lock:
@@ -283,6 +299,14 @@ class _LoopConn:
 LOOP_TICK_S = 0.25
 """How often the loop looks for idle connections and stalled bodies."""
 
+LOOP_YIELDS_AT = 8
+"""With this many connections on threads of their own, the loop hands each connection it
+would serve to a thread as well. The loop is one thread: beside many busy connection threads
+it waits its turn for the interpreter lock at every socket call, and the clients it serves
+queued for seconds while the threads' clients were answered in milliseconds (64 + 64 clients
+of big pages and small ones). Handed off, they share the interpreter as every connection did
+before the loop existed."""
+
 
 class _Loop:
     """Serves the quick requests of every connection on one thread, without a thread each.
@@ -325,19 +349,25 @@ class _Loop:
                         else:
                             self._read(conn)
                     except Exception:
-                        self.app.log(
-                            "unexpected error in the server's connection loop:\n"
-                            + traceback.format_exc().rstrip()
-                        )
+                        self._unexpected()
                         self._drop(conn)
                 now = time.monotonic()
                 if now >= next_tick:
-                    self._tick(now)
                     next_tick = now + LOOP_TICK_S
+                    try:
+                        self._tick(now)
+                    except Exception:
+                        self._unexpected()
         finally:
             for conn in list(self.conns.values()):
                 self._drop(conn)
             selector.close()
+
+    def _unexpected(self) -> None:
+        """Log the exception being handled; the loop goes on (a bug must not stop the server)."""
+        self.app.log(
+            "unexpected error in the server's connection loop:\n" + traceback.format_exc().rstrip()
+        )
 
     def _accept(self) -> None:
         for _ in range(64):
@@ -408,6 +438,7 @@ class _Loop:
         if (
             expect is not None
             or app.faults.latency_ms > 0
+            or app.threaded >= LOOP_YIELDS_AT
             or match.route is None
             or not match.route.quick
             or "transfer-encoding" in headers
