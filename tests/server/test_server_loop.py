@@ -203,3 +203,20 @@ def test_a_log_that_cannot_be_written_does_not_stop_the_server() -> None:
             s.sendall(b"GET /v1/threads/thread_nope HTTP/1.1\r\n" + H + b"\r\n")  # a thread's
             assert _responses(s, 1)[0][0] == 404
     assert sum("GET /v1/assistants 200" in line for line in lines) == 3
+
+
+@pytest.mark.parametrize("path", [b"/v1/assistants", b"/v1/threads/thread_nope"])  # loop, thread
+@pytest.mark.parametrize(
+    "connection",
+    [b"Connection: keep-alive, close\r\n", b"Connection: keep-alive\r\nConnection: close\r\n"],
+)
+def test_a_close_anywhere_in_the_connection_list_closes(
+    server: ServerHandle, path: bytes, connection: bytes
+) -> None:
+    # Connection is a list (RFC 9110 7.6.1): "close" among its values ends the connection.
+    with socket.create_connection((server.host, server.port), timeout=WAIT) as s:
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\n" + H + connection + b"\r\n")
+        [(status, headers, _)] = _responses(s, 1)
+        assert status in (200, 404)
+        assert headers.get("Connection", headers.get("connection", "")).lower() == "close"
+        assert s.recv(1) == b""  # closed after the response

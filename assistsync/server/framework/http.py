@@ -455,11 +455,11 @@ class _Loop:
         conn.waiting = None
         body = bytes(buf[end + 4 : total])
         del buf[:total]
-        self._respond(conn, method, target, path, query, match, headers, body)
         if connection == "close":
-            conn.closing = True
-            if conn.out is None and conn.sock in self.conns:
-                self._drop(conn, graceful=True)
+            conn.closing = True  # before the answer, whose head then says so
+        self._respond(conn, method, target, path, query, match, headers, body)
+        if conn.closing and conn.out is None and conn.sock in self.conns:
+            self._drop(conn, graceful=True)
         return True
 
     def _respond(
@@ -665,9 +665,12 @@ def parse_header_lines(lines: Sequence[bytes]) -> list[tuple[str, str]]:
 
 
 def _combine(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], str | None, str | None]:
-    """Request headers by lower-case name (repeats joined with ", "), and the first
-    ``Connection`` and ``Expect`` values in lower case (None when absent), as the standard
-    library's server reads them."""
+    """Request headers by lower-case name (repeats joined with ", "), what ``Connection``
+    asks for in lower case, and the first ``Expect`` value in lower case (None when absent).
+
+    ``Connection`` is a list (RFC 9110 7.6.1), possibly over several lines: a ``close``
+    anywhere in it closes the connection, else ``keep-alive`` anywhere keeps it open (the
+    standard library's server only looks at the whole first value)."""
     headers: dict[str, str] = {}
     connection = expect = None
     for name, value in pairs:
@@ -676,10 +679,16 @@ def _combine(pairs: Sequence[tuple[str, str]]) -> tuple[dict[str, str], str | No
             headers[key] = f"{headers[key]}, {value}"
         else:
             headers[key] = value
-            if key == "connection":
-                connection = value.lower()
-            elif key == "expect":
+            if key == "expect":
                 expect = value.lower()
+        if key == "connection" and connection != "close":
+            tokens = {token.strip().lower() for token in value.split(",")}
+            if "close" in tokens:
+                connection = "close"
+            elif "keep-alive" in tokens:
+                connection = "keep-alive"
+            elif connection is None:
+                connection = value.lower()
     return headers, connection, expect
 
 
