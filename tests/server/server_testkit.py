@@ -16,7 +16,10 @@ collide with other test directories' modules under pytest's default import mode.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +43,23 @@ SPEC_HOST = "https://api.openai.com"
 AUTH = {"Authorization": "Bearer sk-test-key"}
 BETA = {"OpenAI-Beta": "assistants=v1"}
 REQUEST_ID = re.compile(r"req_[0-9a-f]{16,}")
+REPO = Path(__file__).resolve().parents[2]
+_LAUNCH = "from assistsync.server.command import server_command; server_command()"
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for a server process started by a test)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_process(port: int, db: Path, *options: str) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of ``assistsync server`` from this checkout, in a process of
+    its own (start it with ``cwd=REPO``)."""
+    argv = [sys.executable, "-c", _LAUNCH, "--port", str(port), "--db", str(db), *options]
+    return argv, {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def load_spec() -> OpenAPI | None:

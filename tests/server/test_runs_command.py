@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
-from server_testkit import AUTH, BETA
+from server_testkit import AUTH, BETA, REPO, free_port, server_process
 
 from assistsync.server.app import start_server
 from assistsync.server.command import server_command
 from assistsync.server.routes import GROUPS
 from assistsync.server.runs.endpoints import RunOptions, configured, engine_of
-
-REPO = Path(__file__).resolve().parents[2]
-LAUNCH = "from assistsync.server.command import server_command; server_command()"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_help_lists_the_runs_group_and_its_options() -> None:
@@ -53,10 +40,9 @@ def test_run_options_reach_the_engine() -> None:
 
 
 def test_the_server_command_runs_assistants(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    argv = [sys.executable, "-c", LAUNCH, "--port", str(port), "--db", str(tmp_path / "s.db")]
-    argv += ["--max-concurrent-runs", "1", "--run-expiry-s", "45"]
+    port = free_port()
+    options = ("--max-concurrent-runs", "1", "--run-expiry-s", "45")
+    argv, env = server_process(port, tmp_path / "s.db", *options)
     with subprocess.Popen(
         argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env
     ) as proc:

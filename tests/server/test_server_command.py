@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from server_testkit import AUTH, BETA
+from server_testkit import AUTH, BETA, REPO, free_port, server_process
 
 from assistsync.server.command import server_command
-
-REPO = Path(__file__).resolve().parents[2]
-LAUNCH = "from assistsync.server.command import server_command; server_command()"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_server_command_serves_logs_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "s.db"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv, env = server_process(port, db)
     with subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, "--port", str(port), "--db", str(db)],
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
