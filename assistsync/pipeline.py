@@ -1,5 +1,5 @@
 """The one pipeline both front ends run: load -> fetch -> plan (``Planned``); apply
-(``ApplyResult``).
+(``start_apply``: a ``Background`` whose ``result()`` is the ``ApplyResult``).
 
 The CLI (``assistsync.cli``) and the GitHub Action (``assistsync.github``) call these
 functions in-process and report from the values they return; neither parses the other's
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     # The HTTP side (httpx, the client, the applier) is imported where it is first used, so
     # that `validate`, which only loads, never pays for it.
     from assistsync.api import ApiClient
-    from assistsync.applier import ApplyResult, Background, Event
+    from assistsync.applier import Background, Event
 
 
 @dataclass(frozen=True)
@@ -127,27 +127,6 @@ def writing(root: Path, environment: str | None = None) -> Iterator[Path]:
         yield path
 
 
-def apply(
-    client: ApiClient,
-    plan: Plan,
-    lock_file: Path,
-    *,
-    concurrency: int | None = None,
-    events: Callable[[Event], None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> ApplyResult:
-    """Carry out ``plan``, writing the lock to ``lock_file`` after every change, ``concurrency``
-    changes at a time (``None``: the applier's default).
-
-    Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
-    inside ``writing``.
-    """
-    running = start_apply(
-        client, plan, lock_file, concurrency=concurrency, events=events, clock=clock
-    )
-    return running.result()  # Ctrl-C while it waits interrupts the apply (see Background)
-
-
 def start_apply(
     client: ApiClient,
     plan: Plan,
@@ -157,8 +136,10 @@ def start_apply(
     events: Callable[[Event], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Background:
-    """``apply`` started on a thread of its own; returns at once (``Background.result()``
-    waits for it). Lets an approved apply run while its plan is still being printed.
+    """Carry out ``plan`` on a thread of its own, writing the lock to ``lock_file`` after
+    every change, ``concurrency`` changes at a time (``None``: the applier's default); returns
+    at once (``Background.result()`` waits for the ``ApplyResult``). Lets an approved apply
+    run while its plan is still being printed.
 
     Raises ``LockWriteError`` before any change when the lock cannot be written. Call it
     inside ``writing``.

@@ -16,7 +16,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 from assistsync.model import AssistantChange, AssistantConfig, Drift, FileChange, Plan
-from assistsync.model.config import DIGEST_PREFIX, UNKNOWN_FILE_PREFIX, normalize_tool
+from assistsync.model.config import (
+    DIGEST_PREFIX,
+    UNKNOWN_FILE_PREFIX,
+    canonical_json,
+    normalize_tool,
+)
 
 SCALAR_FIELDS = ("name", "model", "description")
 
@@ -53,11 +58,7 @@ def _heredoc(sym: str, depth: int, label: str, text: str) -> list[Line]:
 
 
 def _tool_lines(sym: str, depth: int, tool: dict[str, Any]) -> list[Line]:
-    return [Line(sym, depth, t) for t in _indented(_compact(normalize_tool(tool)))]
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return [Line(sym, depth, t) for t in _indented(canonical_json(normalize_tool(tool)))]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -110,7 +110,7 @@ def apply_command(
             running.interrupt()  # as Ctrl-C during the apply: report what finished
         if not plan.has_changes and not plan.lock_only:
             return EXIT_OK
-        if running is None and refused is None and saved is None and not auto_approve:
+        if saved is None and not auto_approve:
             if not sys.stdin.isatty():
                 raise AssistsyncError(
                     "apply needs confirmation: run it in a terminal, or pass --auto-approve "
