@@ -48,6 +48,7 @@ from typing import Any, Literal
 import orjson
 
 from assistsync.server.framework.errors import SERVER_ERROR, ApiError, bad_request
+from assistsync.server.framework.routing import encode_json
 
 Json = dict[str, Any]
 Clock = Callable[[], float]
@@ -73,11 +74,9 @@ def new_id(prefix: str) -> str:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for a stored column (read back with :func:`loads`)."""
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON for a stored column (read back with :func:`loads`), as responses are
+    encoded (:func:`~.framework.routing.encode_json`)."""
+    return encode_json(value).decode()
 
 
 def loads(text: str) -> Any:

@@ -55,11 +55,14 @@ def free_port() -> int:
         return port
 
 
-def server_process(port: int, db: Path, *options: str) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment of ``assistsync server`` from this checkout, in a process of
-    its own (start it with ``cwd=REPO``)."""
-    argv = [sys.executable, "-c", _LAUNCH, "--port", str(port), "--db", str(db), *options]
-    return argv, {**os.environ, "PYTHONPATH": str(REPO)}
+def server_process(
+    port: int, *options: str, env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment (this process's, with ``env`` on top) of ``assistsync server
+    --port PORT OPTIONS`` from this checkout, in a process of its own (start it with
+    ``cwd=REPO``)."""
+    argv = [sys.executable, "-c", _LAUNCH, "--port", str(port), *options]
+    return argv, {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
 
 
 def load_spec() -> OpenAPI | None:

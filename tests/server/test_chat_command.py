@@ -4,10 +4,8 @@ with one clear message."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +14,7 @@ import pytest
 from chat_fixtures import KEY, KEY_ENV
 from chat_testkit import StandIn, text
 from click.testing import CliRunner
-from server_testkit import AUTH, BETA
-from test_runs_command import LAUNCH, REPO, _free_port
+from server_testkit import AUTH, BETA, REPO, free_port, server_process
 
 from assistsync.cli.context import Settings, open_client
 from assistsync.errors import ConfigError
@@ -84,11 +81,10 @@ def test_settings_that_cannot_work_are_refused(argv: list[str], message: str) ->
 
 def test_the_server_command_answers_runs_with_the_backend(standin: StandIn) -> None:
     standin.script(text("from ", "the backend"))
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), KEY_ENV: KEY}
-    argv = [sys.executable, "-c", LAUNCH, "--port", str(port), "--chat-url", standin.url]
-    argv += ["--chat-key-env", KEY_ENV, "--model", "gpt-4-turbo=served-model"]
-    argv += ["--model", "*=fallback-model", "--chat-concurrency", "2"]
+    port = free_port()
+    options = ["--chat-url", standin.url, "--chat-key-env", KEY_ENV]
+    options += ["--model", "gpt-4-turbo=served-model", "--model", "*=fallback-model"]
+    argv, env = server_process(port, *options, "--chat-concurrency", "2", env={KEY_ENV: KEY})
     with subprocess.Popen(
         argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env
     ) as proc:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 from chat_fixtures import ChatServer, Deltas
-from server_testkit import ServerFactory
-from test_runs_command import _free_port
+from server_testkit import ServerFactory, free_port
 
 WEIGHTS = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -45,7 +44,7 @@ def llama_server() -> Iterator[str]:
             "CMAKE_ARGS the README gives under 'Run your assistants')"
         )
     weights = Path(smollm2.origin).parent / WEIGHTS
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(weights)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     with subprocess.Popen(

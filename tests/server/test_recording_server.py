@@ -5,10 +5,8 @@ in a process of its own, the stand-in chat backend on loopback, runs driven over
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,8 +16,7 @@ import httpx
 from chat_fixtures import KEY, KEY_ENV
 from chat_testkit import StandIn, calls, text
 from click.testing import CliRunner
-from server_testkit import AUTH, BETA
-from test_runs_command import LAUNCH, REPO, _free_port
+from server_testkit import AUTH, BETA, REPO, free_port, server_process
 
 from assistsync.server.command import server_command
 from assistsync.server.recording import REPLAY_MISS, digest
@@ -38,9 +35,8 @@ LOOKUP = {
 def serving(*options: str) -> Iterator[tuple[str, list[str]]]:
     """``assistsync server OPTIONS`` on a free port: its API root, and its stderr lines (filled
     in once it has stopped)."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), KEY_ENV: KEY}
-    argv = [sys.executable, "-c", LAUNCH, "--port", str(port), *options]
+    port = free_port()
+    argv, env = server_process(port, *options, env={KEY_ENV: KEY})
     lines: list[str] = []
     with subprocess.Popen(
         argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env

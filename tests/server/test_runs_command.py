@@ -41,8 +41,8 @@ def test_run_options_reach_the_engine() -> None:
 
 def test_the_server_command_runs_assistants(tmp_path: Path) -> None:
     port = free_port()
-    options = ("--max-concurrent-runs", "1", "--run-expiry-s", "45")
-    argv, env = server_process(port, tmp_path / "s.db", *options)
+    options = ("--db", str(tmp_path / "s.db"), "--max-concurrent-runs", "1", "--run-expiry-s", "45")
+    argv, env = server_process(port, *options)
     with subprocess.Popen(
         argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env
     ) as proc:

@@ -18,7 +18,7 @@ from assistsync.server.command import server_command
 def test_server_command_serves_logs_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
     port = free_port()
     db = tmp_path / "s.db"
-    argv, env = server_process(port, db)
+    argv, env = server_process(port, "--db", str(db))
     with subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
